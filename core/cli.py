@@ -1,0 +1,207 @@
+"""The ``platform`` command (also installed as ``sigplex``): plugins, train, evaluate, predict, export.
+
+Exit codes: 0 ok, 2 an error the user can fix (one line, no traceback), 1 an internal error.
+``--verbose`` shows tracebacks. See docs/cli.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from .errors import UserError
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", help="show tracebacks")
+
+    p = argparse.ArgumentParser(prog="platform", description="sigplex: deep learning for medical images, audio and signals",
+                                parents=[common])
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    plugins = sub.add_parser("plugins", help="list installed plugins", parents=[common])
+    psub = plugins.add_subparsers(dest="plugins_command", metavar="list")
+    plist = psub.add_parser("list", help="name, version, distribution, tasks and status of every plugin", parents=[common])
+    plist.add_argument("--json", action="store_true", help="print JSON")
+
+    def task_args(sp):
+        sp.add_argument("--plugin", required=True, help="plugin name (see 'platform plugins list')")
+        sp.add_argument("--task", help="task of the plugin (default: its first)")
+
+    train = sub.add_parser("train", help="train a task", parents=[common])
+    task_args(train)
+    train.add_argument("--data", help="data file or folder (default: the task's embedded data)")
+    train.add_argument("--config", help="YAML file or preset name")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set trainer.max_steps=50 (repeatable)")
+    train.add_argument("--adapter", help="fine-tune only an adapter, e.g. lora:r=8,alpha=16")
+    train.add_argument("--init-from", help="run dir or weights file to start from")
+    train.add_argument("--max-steps", type=int, help="shortcut for --set trainer.max_steps=N")
+    train.add_argument("--out", help="run directory to create (default: runs/PLUGIN-TASK-TIME)")
+    train.add_argument("--resume", help="continue this run directory exactly where it stopped")
+    train.add_argument("--device", help="cpu, cuda, cuda:N or auto")
+    train.add_argument("--nproc", type=int, default=1, help="processes on this machine (N > 1 runs torchrun)")
+
+    ev = sub.add_parser("evaluate", help="evaluate a trained run", parents=[common])
+    task_args(ev)
+    ev.add_argument("--checkpoint", required=True, help="run dir (its best checkpoint) or a checkpoint folder")
+    ev.add_argument("--data", help="data to evaluate on (default: the run's test split)")
+    ev.add_argument("--json", action="store_true", help="print JSON")
+
+    pr = sub.add_parser("predict", help="run a trained model on new input", parents=[common])
+    task_args(pr)
+    pr.add_argument("--checkpoint", required=True)
+    pr.add_argument("--input", required=True, help="input file or folder")
+    pr.add_argument("--output", required=True, help="output file or folder, as the task says")
+    pr.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+    ex = sub.add_parser("export", help="export a trained model to ONNX or TorchScript", parents=[common])
+    task_args(ex)
+    ex.add_argument("--checkpoint", required=True)
+    ex.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    ex.add_argument("--output", required=True)
+    ex.add_argument("--overwrite", action="store_true")
+    return p
+
+
+def _cmd_plugins_list(args) -> int:
+    from .plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    records = [r.as_dict() for r in pm.records.values()]
+    if args.json:
+        print(json.dumps(records, indent=1))
+        return 0
+    if not records:
+        print("no plugins installed")
+        return 0
+    for r in records:
+        tasks = ", ".join(t["name"] for t in r["tasks"]) or "-"
+        status = r["status"] if r["status"] == "ok" else f"{r['status']} — {r['reason']}"
+        print(f"{r['name']:<16} {r['version'] or '-':<9} {r['distribution'] or '-':<26} tasks: {tasks:<28} {status}")
+    return 0
+
+
+def _exec_torchrun(args, argv: list[str]) -> int:
+    """Re-run this train command under torchrun with ``args.nproc`` processes."""
+    from .api import default_run_dir
+
+    rest, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc":
+            skip = True
+            continue
+        if a.startswith("--nproc="):
+            continue
+        rest.append(a)
+    if not args.out and not args.resume:
+        rest += ["--out", str(default_run_dir(args.plugin, args.task or "default"))]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
+           "-m", "sigplex.core.cli", *rest]
+    sys.stdout.flush()
+    os.execv(sys.executable, cmd)
+    return 1  # not reached
+
+
+def _cmd_train(args, argv) -> int:
+    from . import api
+
+    if args.nproc < 1:
+        raise UserError(f"--nproc {args.nproc}: expected a positive number of processes")
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return _exec_torchrun(args, argv)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not (args.out or args.resume):
+        raise UserError("--out is required when launched by torchrun (every process must write the same run)")
+    if args.resume and (args.config or args.adapter or args.init_from or args.out):
+        raise UserError("--resume continues a run with its saved config; drop --config/--adapter/--init-from/--out")
+    run = api.fit(args.plugin, task=args.task, data=args.data, config=args.config, overrides=args.overrides,
+                  adapter=args.adapter, init_from=args.init_from, max_steps=args.max_steps, out=args.out,
+                  resume=args.resume, device=args.device)
+    if int(os.environ.get("RANK", "0")) == 0:
+        summary = run.summary
+        for split in ("val", "test"):
+            if summary.get(split):
+                print(f"{split}: " + "  ".join(f"{k} {v:.4f}" for k, v in summary[split].items()))
+        print(f"run directory: {run.path}")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from . import api
+
+    metrics = api.evaluate(args.checkpoint, data=args.data, plugin=args.plugin, task=args.task)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        for k, v in metrics.items():
+            print(f"{k}: {v:.6g}")
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from . import api
+
+    if not Path(args.input).exists():
+        raise UserError(f"--input {args.input}: no such file or folder")
+    written = api.predict(args.checkpoint, args.input, output=args.output, overwrite=args.overwrite,
+                          plugin=args.plugin, task=args.task)
+    for path in written or []:
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from . import api
+
+    result = api.export(args.checkpoint, format=args.format, output=args.output, plugin=args.plugin,
+                        task=args.task, overwrite=args.overwrite)
+    diff = result.get("max_abs_diff")
+    print(f"wrote {result['path']} ({args.format}" + (f", max abs diff vs PyTorch {diff:.2e})" if diff is not None else ")"))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    verbose = getattr(args, "verbose", False) or os.environ.get("SIGPLEX_VERBOSE") == "1"
+    try:
+        if args.command == "plugins":
+            if args.plugins_command != "list":
+                parser.parse_args(["plugins", "--help"])
+            return _cmd_plugins_list(args)
+        if args.command == "train":
+            return _cmd_train(args, argv)
+        if args.command == "evaluate":
+            return _cmd_evaluate(args)
+        if args.command == "predict":
+            return _cmd_predict(args)
+        if args.command == "export":
+            return _cmd_export(args)
+        parser.print_help()
+        return 2
+    except UserError as exc:
+        if verbose:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # internal error: one line unless --verbose
+        if verbose:
+            traceback.print_exc()
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"internal error: {type(exc).__name__}: {first} (run with --verbose for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

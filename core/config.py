@@ -1,0 +1,191 @@
+"""Typed run configuration: one pydantic model per task with sections model/data/trainer/optim.
+
+A task subclasses :class:`TaskConfig`, replacing ``model`` and ``data`` with its own
+sections (and, if it likes, other defaults for ``trainer``/``optim``). Configs load from
+YAML, take dotted overrides (``trainer.max_steps=50``) and reject unknown keys.
+
+>>> cfg = resolve_config(TaskConfig, overrides=["trainer.max_steps=5", "optim.lr=0.01"])
+>>> cfg.trainer.max_steps, cfg.optim.lr
+(5, 0.01)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import UserError
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+class TrainerConfig(Section):
+    """How the core trains: length, batches, precision, checkpoints, validation, logging."""
+
+    max_steps: int = Field(100, ge=1, description="optimizer steps to run")
+    max_epochs: Optional[int] = Field(None, ge=1, description="stop after this many epochs too")
+    batch_size: int = Field(8, ge=1, description="samples per micro-batch, over all processes")
+    eval_batch_size: Optional[int] = Field(None, ge=1)
+    accumulate: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    clip_grad_norm: Optional[float] = Field(None, gt=0)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    seed: int = 0
+    val_every: int = Field(50, ge=1, description="validate every N optimizer steps (and at the end)")
+    log_every: int = Field(10, ge=1)
+    checkpoint_every: int = Field(50, ge=1)
+    keep_last: int = Field(2, ge=1, description="checkpoints kept besides the best one")
+    early_stopping_patience: Optional[int] = Field(None, ge=1, description="validations without improvement")
+    monitor: Optional[str] = Field(None, description="validation metric to track; the task's default if unset")
+    monitor_mode: Optional[Literal["min", "max"]] = None
+    num_workers: int = Field(0, ge=0)
+    drop_last: bool = True
+    device: str = "auto"
+    progress: Literal["auto", "bar", "lines", "none"] = "auto"
+    tensorboard: bool = True
+    mlflow: bool = False
+
+
+class OptimConfig(Section):
+    """Optimizer and learning-rate schedule."""
+
+    name: Literal["adamw", "adam", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    momentum: float = Field(0.9, ge=0)
+    schedule: Literal["constant", "cosine", "step", "plateau"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine floor as a fraction of lr")
+    step_size: int = Field(1000, ge=1, description="steps between decays for 'step'")
+    gamma: float = Field(0.1, gt=0, description="decay factor for 'step' and 'plateau'")
+    plateau_patience: int = Field(2, ge=0, description="validations without improvement for 'plateau'")
+
+
+class EmptySection(Section):
+    """A section with no fields (tasks replace it)."""
+
+
+class TaskConfig(Section):
+    """The whole config of a run. Tasks subclass it and replace ``model`` and ``data``."""
+
+    model: EmptySection = Field(default_factory=EmptySection)
+    data: EmptySection = Field(default_factory=EmptySection)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+
+    @model_validator(mode="after")
+    def _batches_are_possible(self):
+        if self.trainer.eval_batch_size is None:
+            self.trainer.eval_batch_size = self.trainer.batch_size
+        return self
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"a.b=3"`` -> ``(["a", "b"], 3)``; the value is parsed as YAML (numbers, lists, null)."""
+    if "=" not in item:
+        raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. trainer.max_steps=100")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise UserError(f"--set {item!r}: expected a dotted key such as optim.lr")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def set_dotted(tree: dict, path: list[str], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value
+
+
+def deep_merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a YAML mapping with a clear error for a missing file or bad syntax."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise UserError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of config sections, got {type(data).__name__}")
+    return data
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per problem: ``source: dotted.key: message``."""
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(root)"
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        else:
+            msg = err["msg"]
+            if "input" in err and err["type"] != "missing" and not isinstance(err["input"], dict):
+                msg += f", got {err['input']!r}"
+        lines.append(f"{source}: {key}: {msg}")
+    return "; ".join(lines)
+
+
+def resolve_config(
+    config_class: type[TaskConfig],
+    *,
+    base: dict | None = None,
+    config: str | Path | dict | None = None,
+    presets: dict[str, dict] | None = None,
+    overrides: list[str] | dict | None = None,
+) -> TaskConfig:
+    """Build a validated config: class defaults <- task ``base`` <- preset/YAML <- overrides."""
+    tree: dict = dict(base or {})
+    source = "config"
+    if isinstance(config, dict):
+        tree = deep_merge(tree, config)
+    elif config is not None:
+        name = str(config)
+        if presets and name in presets:
+            tree = deep_merge(tree, presets[name])
+            source = f"preset {name!r}"
+        elif name.endswith((".yaml", ".yml")) or Path(name).exists():
+            tree = deep_merge(tree, load_yaml(name))
+            source = name
+        else:
+            choices = ", ".join(sorted(presets or {})) or "none"
+            raise UserError(f"--config {name!r}: not a YAML file nor a preset of this task (presets: {choices})")
+    if isinstance(overrides, dict):
+        overrides = [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
+                     for k, v in overrides.items()]
+    for item in overrides or []:
+        path, value = parse_override(item)
+        set_dotted(tree, path, value)
+        source = "config (after --set)" if source == "config" else f"{source} (after --set)"
+    try:
+        return config_class.model_validate(tree)
+    except ValidationError as exc:
+        raise UserError(format_validation_error(exc, source)) from None
+
+
+def config_to_yaml(config: BaseModel) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,38 @@
+"""User-facing errors: one clear line naming the file, the field and what was expected.
+
+Raise :class:`UserError` for anything the user can fix (bad config, missing file, wrong
+shape). The CLI prints its message on one line and exits with code 2; any other exception
+is an internal error (exit 1). ``--verbose`` shows the traceback for both.
+
+>>> from sigplex.core.errors import UserError
+>>> str(UserError("cfg.yaml: optim.lr: expected a positive number, got -1"))
+'cfg.yaml: optim.lr: expected a positive number, got -1'
+"""
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """An error the user can fix; the message is shown as-is, without a traceback."""
+
+    exit_code = 2
+
+
+class MissingDependencyError(UserError, ImportError):
+    """An optional dependency is missing; the message says which extra installs it."""
+
+
+def require(module: str, extra: str, purpose: str = ""):
+    """Import ``module`` or raise a one-line error naming the pip extra that provides it.
+
+    >>> require("math", "base").sqrt(4.0)
+    2.0
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - exercised with a fake module in tests
+        what = f" for {purpose}" if purpose else ""
+        raise MissingDependencyError(
+            f"{module} is needed{what}: pip install 'sigplex[{extra}]' ({exc})"
+        ) from exc

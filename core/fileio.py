@@ -1,0 +1,126 @@
+"""Atomic file writes and safe loading: nothing half-written, nothing unpickled.
+
+Every file the core writes goes to a temporary name in the same folder, is fsynced, then
+renamed over the target (``os.replace`` is atomic on POSIX), so a crash leaves either the old
+file or the new one, never a torn one.
+
+>>> import tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> atomic_write_text(d / "a.txt", "hello")
+>>> (d / "a.txt").read_text()
+'hello'
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .errors import UserError
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Flush a directory entry (after a rename) where the platform allows it."""
+    try:
+        fd = os.open(str(path), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; on success fsync it and rename it over ``target``.
+
+    With ``overwrite=False`` an existing target is an error (checked before and at rename).
+    """
+    target = Path(target)
+    if not overwrite and target.exists():
+        raise UserError(f"{target}: already exists; choose another path or pass --overwrite")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent))
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        if not overwrite:
+            # link() fails if the target appeared meanwhile: no silent overwrite.
+            try:
+                os.link(tmp_path, target)
+            except FileExistsError:
+                raise UserError(f"{target}: already exists; choose another path or pass --overwrite") from None
+            tmp_path.unlink()
+        else:
+            os.replace(tmp_path, target)
+        fsync_dir(target.parent)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_bytes(target: str | Path, data: bytes, *, overwrite: bool = True) -> None:
+    with atomic_path(target, overwrite=overwrite) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(target: str | Path, text: str, *, overwrite: bool = True) -> None:
+    atomic_write_bytes(target, text.encode("utf-8"), overwrite=overwrite)
+
+
+def atomic_write_with(target: str | Path, writer: Callable[[Path], None], *, overwrite: bool = True) -> None:
+    """Call ``writer(tmp_path)`` and move the result to ``target`` atomically."""
+    with atomic_path(target, overwrite=overwrite) as tmp:
+        writer(tmp)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_weights_file(path: str | Path) -> dict:
+    """Load a state_dict from ``.safetensors`` or a torch file with ``weights_only=True``.
+
+    A torch checkpoint holding ``state_dict``/``model``/``model_state_dict`` is unwrapped.
+    Never unpickles arbitrary objects.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: weights file not found")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as exc:
+            raise UserError(f"{path}: not a readable safetensors file ({exc})") from None
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(
+            f"{path}: cannot be loaded with weights_only=True ({type(exc).__name__}); "
+            "sigplex never unpickles files: save plain tensors or safetensors"
+        ) from None
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model", "model_state_dict"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise UserError(f"{path}: expected a mapping of parameter names to tensors")
+    return obj

@@ -1,0 +1,30 @@
+"""Accelerated kernels shared by every domain: attention in its several forms."""
+from .attention import (
+    attention,
+    attention_reference,
+    combine_bias_and_mask,
+    fused_attention,
+    fused_attention_enabled,
+    set_fused_attention,
+)
+
+__all__ = [
+    "attention",
+    "attention_reference",
+    "combine_bias_and_mask",
+    "fused_attention",
+    "fused_attention_enabled",
+    "set_fused_attention",
+]
+
+from .attention import MultiHeadAttention
+from .gated_attention import ConvModule, FFConvM, GatedAttentionUnit, OffsetScale, ScaleNorm, mixed_chunk_attention
+from .linear_attention import elu_feature_map, linear_attention, relu_feature_map
+from .rotary import RotaryEmbedding, apply_rotary, rotary_angles
+
+__all__ += [
+    "MultiHeadAttention",
+    "ConvModule", "FFConvM", "GatedAttentionUnit", "OffsetScale", "ScaleNorm", "mixed_chunk_attention",
+    "elu_feature_map", "linear_attention", "relu_feature_map",
+    "RotaryEmbedding", "apply_rotary", "rotary_angles",
+]

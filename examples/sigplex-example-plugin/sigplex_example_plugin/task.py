@@ -1,0 +1,184 @@
+"""The ``denoise`` task: data, loss, evaluation, prediction and plots for the example plugin."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sigplex.core.config import Section, TaskConfig, TrainerConfig
+from sigplex.core.errors import UserError
+from sigplex.core.fileio import atomic_path
+from sigplex.core.task import DataSplits, Task
+from pydantic import Field
+
+
+class ModelSection(Section):
+    name: str = "sine_denoiser"
+    channels: int = Field(32, ge=1)
+    depth: int = Field(4, ge=1)
+    kernel: int = Field(9, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+
+class DataSection(Section):
+    length: int = Field(128, ge=16, description="samples per signal")
+    n_train: int = Field(512, ge=1)
+    n_val: int = Field(64, ge=1)
+    n_test: int = Field(64, ge=1)
+    noise_std: float = Field(0.5, ge=0)
+    seed: int = 0
+
+
+class DenoiseConfig(TaskConfig):
+    model: ModelSection = Field(default_factory=ModelSection)
+    data: DataSection = Field(default_factory=DataSection)
+    trainer: TrainerConfig = Field(default_factory=lambda: TrainerConfig(max_steps=200, batch_size=32, val_every=50))
+
+
+def make_signals(n: int, length: int, noise_std: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` clean sums of 1-3 sines and their noisy copies, float32 ``[n, length]``, deterministic."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(length) / length
+    k = rng.integers(1, 4, size=n)
+    freq = rng.uniform(1, 8, size=(n, 3))
+    phase = rng.uniform(0, 2 * np.pi, size=(n, 3))
+    amp = rng.uniform(0.3, 1.0, size=(n, 3)) * (np.arange(3)[None] < k[:, None])
+    clean = (amp[:, :, None] * np.sin(2 * np.pi * freq[:, :, None] * t + phase[:, :, None])).sum(1)
+    noisy = clean + rng.normal(0, noise_std, size=clean.shape)
+    return clean.astype(np.float32), noisy.astype(np.float32)
+
+
+class SignalPairs(torch.utils.data.Dataset):
+    def __init__(self, clean: np.ndarray, noisy: np.ndarray):
+        self.clean = torch.from_numpy(clean)[:, None]
+        self.noisy = torch.from_numpy(noisy)[:, None]
+
+    def __len__(self):
+        return len(self.clean)
+
+    def __getitem__(self, i):
+        return {"noisy": self.noisy[i], "clean": self.clean[i]}
+
+
+def read_npz(path: Path, noise_std: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``clean`` (and optionally ``noisy``) arrays ``[n, length]`` from an .npz file."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "clean" not in f:
+                raise UserError(f"{path}: field 'clean' is missing; expected an array [n_signals, length]")
+            clean = np.asarray(f["clean"], dtype=np.float32)
+            noisy = np.asarray(f["noisy"], dtype=np.float32) if "noisy" in f else None
+    except (ValueError, OSError) as exc:
+        raise UserError(f"{path}: not a readable .npz file ({exc})") from None
+    if clean.ndim != 2:
+        raise UserError(f"{path}: field 'clean' has shape {clean.shape}; expected [n_signals, length]")
+    if noisy is None:
+        noisy = clean + np.random.default_rng(seed).normal(0, noise_std, clean.shape).astype(np.float32)
+    elif noisy.shape != clean.shape:
+        raise UserError(f"{path}: field 'noisy' has shape {noisy.shape}; expected {clean.shape} like 'clean'")
+    if not np.isfinite(clean).all() or not np.isfinite(noisy).all():
+        raise UserError(f"{path}: NaN or infinite values in 'clean'/'noisy'")
+    return clean, noisy
+
+
+def snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
+    """Per-signal SNR in dB of ``estimate`` against ``reference`` (last dim = time)."""
+    noise = (estimate - reference).pow(2).sum(-1)
+    return 10 * torch.log10(reference.pow(2).sum(-1) / noise.clamp_min(1e-12))
+
+
+class DenoiseTask(Task):
+    name = "denoise"
+    config_class = DenoiseConfig
+    presets = {"long": {"trainer": {"max_steps": 2000, "val_every": 200}, "model": {"channels": 64}}}
+    monitor, monitor_mode = "snr_improvement_db", "max"
+
+    def build_model(self, config):
+        from sigplex.core.models import create_model
+
+        from . import model  # noqa: F401  (registers the model)
+
+        m = config.model
+        return create_model(m.name, channels=m.channels, depth=m.depth, kernel=m.kernel, dropout=m.dropout)
+
+    def build_data(self, config, data):
+        d = config.data
+        if data is not None:
+            clean, noisy = read_npz(Path(data), d.noise_std, d.seed)
+            n = len(clean)
+            if n < 3:
+                raise UserError(f"{data}: needs at least 3 signals (train/val/test), got {n}")
+            cut1, cut2 = int(n * 0.8), int(n * 0.9)
+            return DataSplits(SignalPairs(clean[:cut1], noisy[:cut1]), SignalPairs(clean[cut1:cut2], noisy[cut1:cut2]),
+                              SignalPairs(clean[cut2:], noisy[cut2:]))
+        parts = [make_signals(n, d.length, d.noise_std, d.seed * 3 + i) for i, n in enumerate((d.n_train, d.n_val, d.n_test))]
+        return DataSplits(*(SignalPairs(c, x) for c, x in parts))
+
+    def training_step(self, model, batch, config):
+        estimate = model(batch["noisy"])
+        return torch.nn.functional.mse_loss(estimate.float(), batch["clean"].float())
+
+    def evaluate(self, model, dataset, config):
+        device = next(model.parameters()).device
+        loader = torch.utils.data.DataLoader(dataset, batch_size=config.trainer.eval_batch_size)
+        sq, n, gain = 0.0, 0, []
+        for batch in loader:
+            noisy, clean = batch["noisy"].to(device), batch["clean"].to(device)
+            est = model(noisy)
+            sq += float((est - clean).pow(2).sum())
+            n += clean.numel()
+            gain.append(snr_db(clean, est) - snr_db(clean, noisy))
+        return {"mse": sq / n, "snr_improvement_db": float(torch.cat(gain).mean())}
+
+    def predict(self, model, inputs, config):
+        if isinstance(inputs, (str, Path)):
+            path = Path(inputs)
+            if path.suffix == ".npy":
+                inputs = np.load(path, allow_pickle=False)
+            elif path.suffix in (".csv", ".txt"):
+                inputs = np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None, ndmin=1)
+            else:
+                raise UserError(f"{path}: expected a .npy, .csv or .txt file of samples")
+        x = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
+        if x.ndim not in (1, 2):
+            raise UserError(f"input has shape {tuple(x.shape)}; expected [time] or [n_signals, time]")
+        single = x.ndim == 1
+        x = x.reshape(-1, 1, x.shape[-1]).to(next(model.parameters()).device)
+        y = model(x)[:, 0].cpu().numpy()
+        return y[0] if single else y
+
+    def write_prediction(self, prediction, output, *, source=None, overwrite=False):
+        if output.suffix != ".npy":
+            raise UserError(f"--output {output}: expected a .npy file name")
+        with atomic_path(output, overwrite=overwrite) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.asarray(prediction))
+        return [output]
+
+    def example_input(self, config):
+        return torch.randn(1, 1, config.data.length)
+
+    def plots(self, model, data, config, run_dir):
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            return []
+        item = data.test[0] if data.test is not None else data.val[0]
+        est = model(item["noisy"][None].to(next(model.parameters()).device))[0, 0].cpu()
+        fig, ax = plt.subplots(figsize=(8, 3))
+        ax.plot(item["noisy"][0], lw=0.8, alpha=0.5, label="noisy")
+        ax.plot(item["clean"][0], lw=1.5, label="clean")
+        ax.plot(est, lw=1.2, ls="--", label="denoised")
+        ax.set_xlabel("sample")
+        ax.legend(loc="upper right")
+        fig.tight_layout()
+        out = Path(run_dir) / "plots" / "denoise_example.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+        plt.close(fig)
+        return [out]
