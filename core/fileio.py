@@ -22,6 +22,12 @@ from typing import Callable, Iterator
 from .errors import UserError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def fsync_dir(path: str | Path) -> None:
     """Flush a directory entry (after a rename) where the platform allows it."""
     try:
@@ -51,6 +57,7 @@ def atomic_path(target: str | Path, *, overwrite: bool = True) -> Iterator[Path]
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         if not overwrite:

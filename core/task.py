@@ -29,6 +29,8 @@ class TaskSpec:
     ``factory`` is ``"package.module:attribute"``; the attribute is a :class:`Task` subclass or
     a callable returning a Task instance. ``requires`` lists importable module names the task
     needs (checked with ``importlib.util.find_spec``); ``extra`` is the pip extra providing them.
+    ``models`` lists modules whose import registers the task's models in
+    :mod:`sigplex.core.models` (the shared model checks and docs/models.md import them).
     """
 
     name: str
@@ -36,6 +38,7 @@ class TaskSpec:
     factory: str
     requires: tuple[str, ...] = ()
     extra: str | None = None
+    models: tuple[str, ...] = ()  # modules whose import registers the task's models
 
     def missing_modules(self) -> list[str]:
         from importlib.util import find_spec

@@ -10,4 +10,5 @@ def register_tasks(register):
         description="Denoise 1-D signals (sums of sines + Gaussian noise) with a small conv net",
         factory="sigplex_example_plugin.task:DenoiseTask",
         requires=("numpy",),
+        models=("sigplex_example_plugin.model",),
     ))
