@@ -4,7 +4,6 @@ from __future__ import annotations
 import gc
 import statistics
 import time
-import tracemalloc
 from typing import Callable
 
 
@@ -20,21 +19,45 @@ def median_time(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> f
     return statistics.median(times)
 
 
+def median_times_interleaved(fns: dict[str, Callable[[], object]], repeat: int = 5, warmup: int = 1) -> dict[str, float]:
+    """Median seconds of each ``fn`` timed in alternation (round-robin), so that load from other
+    processes on a shared machine hits every contender alike."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def peak_memory_mb(fn: Callable[[], object]) -> float:
-    """Peak CPU memory (MiB) allocated by torch during ``fn()``, via the profiler's allocator stats."""
+    """Peak CPU memory (MiB) allocated by torch during ``fn()`` above what was allocated before.
+
+    Walks every allocator event the profiler recorded (``profile_memory=True``), including those
+    nested inside ops: the flat ``prof.events()`` list only keeps allocations made outside any
+    op as ``[memory]`` entries, which misses almost everything.
+    """
     import torch
 
     gc.collect()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
-    # Walk allocation events to reconstruct the running peak.
-    events = sorted(
-        (e for e in prof.events() if e.name == "[memory]"),
-        key=lambda e: e.time_range.start,
-    )
+    allocations = []
+    stack = list(prof.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        size = getattr(node.extra_fields, "alloc_size", None)
+        if size is not None and str(getattr(node.extra_fields, "device", "cpu")).startswith("cpu"):
+            allocations.append((node.start_time_ns, size))
+    allocations.sort(key=lambda a: a[0])
     current = peak = 0
-    for e in events:
-        current += e.cpu_memory_usage
+    for _, size in allocations:
+        current += size
         peak = max(peak, current)
     return peak / 2**20
 
@@ -45,4 +68,4 @@ def row(bench: str, ours_s: float, peer: str, peer_s: float, **extra) -> dict:
             "ratio": round(peer_s / ours_s, 3) if ours_s > 0 else None, **extra}
 
 
-__all__ = ["median_time", "peak_memory_mb", "row", "tracemalloc"]
+__all__ = ["median_time", "peak_memory_mb", "row"]

@@ -234,7 +234,7 @@ def predict(checkpoint: str | Path, inputs: Any, *, output: str | Path | None = 
             plugin: str | None = None, task: str | None = None):
     """Predict; with ``output`` also write the result (never over an existing file unless ``overwrite``)."""
     predictor = load_run(checkpoint, plugin=plugin, task=task)
-    if output is not None and Path(output).exists() and not overwrite and predictor.task.output_kind == "file":
+    if output is not None and Path(output).is_file() and not overwrite:
         raise UserError(f"--output {output}: already exists; choose another path or pass --overwrite")
     result = predictor.predict(inputs)
     if output is not None:

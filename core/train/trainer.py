@@ -139,7 +139,6 @@ class Trainer:
 
     # --- set-up ---------------------------------------------------------------------
     def _build_model(self):
-        import torch
 
         seed_everything(self.config.trainer.seed)
         model = self.task.build_model(self.config)

@@ -75,8 +75,12 @@ def test_every_hookspec_is_documented_with_its_signature():
 
     doc = (ROOT / "docs" / "hooks.md").read_text()
     for name in HOOK_NAMES:
-        sig = str(inspect.signature(getattr(HookSpecs, name))).replace("(self, ", "(")
-        assert f"{name}{sig}" in doc, f"docs/hooks.md lacks the signature {name}{sig}"
+        fn = getattr(HookSpecs, name)
+        params = [p for p in inspect.signature(fn).parameters if p != "self"]
+        ann = fn.__annotations__
+        sig = f"{name}(" + ", ".join(f"{p}: {ann[p]}" for p in params) + f") -> {ann['return']}"
+        assert sig in doc, f"docs/hooks.md lacks the signature {sig}"
+        assert f"## {name}(" in doc, f"docs/hooks.md has no section for {name}"
 
 
 def _fake_distribution(site, name, module_source):

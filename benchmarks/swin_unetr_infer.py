@@ -1,0 +1,38 @@
+"""Swin UNETR inference: sigplex vs MONAI 1.6.1 (default path and ``use_flash_attention=True``).
+
+Same weights, fp32, eval + no_grad, 2 threads, input (1, 4, S, S, S) with S = 64 and 96
+(``--quick``: 64 only), feature_size 24. Ratio = MONAI time / sigplex time.
+"""
+from __future__ import annotations
+
+import torch
+
+from benchmarks._timing import median_times_interleaved, row
+
+
+def run(quick: bool = False) -> list[dict]:
+    from monai.networks.nets import SwinUNETR as MonaiSwinUNETR
+
+    from sigplex.plugins.brain_seg.swin_unetr import SwinUNETR
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    monai_default = MonaiSwinUNETR(in_channels=4, out_channels=3, feature_size=24).eval()
+    monai_flash = MonaiSwinUNETR(in_channels=4, out_channels=3, feature_size=24, use_flash_attention=True).eval()
+    monai_flash.load_state_dict(monai_default.state_dict())
+    ours = SwinUNETR(in_channels=4, out_channels=3, feature_size=24).eval()
+    ours.load_state_dict(monai_default.state_dict(), strict=True)
+    rows = []
+    for size in (64,) if quick else (64, 96):
+        x = torch.randn(1, 4, size, size, size)
+        with torch.no_grad():
+            diff = (ours(x) - monai_default(x)).abs().max().item()
+            t = median_times_interleaved(
+                {"ours": lambda: ours(x), "default": lambda: monai_default(x), "flash": lambda: monai_flash(x)},
+                repeat=3 if quick else 5)
+        shape = f"1x4x{size}^3"
+        rows.append(row("swin_unetr_infer", t["ours"], "monai SwinUNETR", t["default"], input=shape,
+                        feature_size=24, max_abs_diff=float(f"{diff:.2e}")))
+        rows.append(row("swin_unetr_infer", t["ours"], "monai SwinUNETR use_flash_attention", t["flash"],
+                        input=shape, feature_size=24))
+    return rows

@@ -1,0 +1,283 @@
+"""sigplex.core.ops.gated_attention (+ rotary): FLASH / MossFormer joint local+global attention."""
+import math
+
+import pytest
+import torch
+
+from sigplex.core.ops.gated_attention import (
+    ConvModule,
+    FFConvM,
+    GatedAttentionUnit,
+    OffsetScale,
+    ScaleNorm,
+    mixed_chunk_attention,
+)
+from sigplex.core.ops.rotary import RotaryEmbedding, apply_rotary, rotary_angles
+
+TOL = dict(atol=1e-5, rtol=1e-5)
+
+
+def rand(*shape, dtype=torch.float32, seed=0, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g, dtype=dtype) * scale
+
+
+def naive_mixed(quad_q, quad_k, lin_q, lin_k, v, group_size, causal=False, mask=None):
+    """The whole T×T matrix in float64: block-diagonal relu² + (causal: earlier-chunk) linear part."""
+    qq, kq, ql, kl, v = (t.double() for t in (quad_q, quad_k, lin_q, lin_k, v))
+    n = qq.shape[-2]
+    chunk = torch.arange(n) // group_size
+    same = chunk[:, None] == chunk[None, :]
+    quad = torch.relu(qq @ kq.transpose(-1, -2) / group_size) ** 2 * same
+    lin = ql @ kl.transpose(-1, -2)
+    if causal:
+        quad = quad * torch.ones(n, n).tril()
+        lin = lin * (chunk[None, :] < chunk[:, None]) / group_size
+    else:
+        lin = lin / n
+    w = quad + lin
+    if mask is not None:
+        w = w * mask[..., None, :].double()
+    return w @ v
+
+
+def inputs(b, n, s, e, dtype=torch.float32, seed=0):
+    return [rand(b, n, s, dtype=dtype, seed=seed + i, scale=0.7) for i in range(4)] + [
+        rand(b, n, e, dtype=dtype, seed=seed + 4)
+    ]
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["bidirectional", "causal"])
+@pytest.mark.parametrize("n", [32, 37, 5], ids=["multiple", "odd_padded", "shorter_than_chunk"])
+def test_mixed_chunk_matches_naive(causal, n):
+    args = inputs(3, n, 12, 10, seed=n)
+    out = mixed_chunk_attention(*args, group_size=8, causal=causal)
+    assert out.shape == (3, n, 10)
+    torch.testing.assert_close(out.double(), naive_mixed(*args, 8, causal), **TOL)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_mixed_chunk_key_mask(causal):
+    args = inputs(2, 21, 6, 4, seed=3)
+    mask = torch.ones(2, 21, dtype=torch.bool)
+    mask[0, 15:] = False
+    mask[1, 3] = False
+    out = mixed_chunk_attention(*args, group_size=4, causal=causal, mask=mask)
+    torch.testing.assert_close(out.double(), naive_mixed(*args, 4, causal, mask), **TOL)
+    # masked keys/values can be anything: valid outputs do not change
+    changed = [t.clone() for t in args]
+    for t in (changed[1], changed[3], changed[4]):
+        t[~mask] = 100.0
+    out2 = mixed_chunk_attention(*changed, group_size=4, causal=causal, mask=mask)
+    torch.testing.assert_close(out2[mask], out[mask], **TOL)
+
+
+def test_leading_dims_are_batched():
+    args = [t.view(2, 3, 19, -1) for t in inputs(6, 19, 4, 5, seed=7)]
+    out = mixed_chunk_attention(*args, group_size=4)
+    flat = mixed_chunk_attention(*[t.reshape(6, 19, -1) for t in args], group_size=4)
+    torch.testing.assert_close(out.reshape(6, 19, 5), flat, **TOL)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_mixed_chunk_gradcheck(causal):
+    args = [t.requires_grad_() for t in inputs(2, 7, 3, 2, dtype=torch.float64, seed=11)]
+    mask = torch.tensor([[True] * 7, [True] * 5 + [False] * 2])
+    assert torch.autograd.gradcheck(
+        lambda *a: mixed_chunk_attention(*a, group_size=3, causal=causal, mask=mask), tuple(args)
+    )
+
+
+def test_causal_output_ignores_the_future():
+    args = inputs(2, 40, 8, 6, seed=5)
+    t0 = 13
+    out = mixed_chunk_attention(*args, group_size=8, causal=True)
+    perturbed = [t.clone() for t in args]
+    for t in perturbed:
+        t[:, t0:] += rand(*t[:, t0:].shape, seed=99)
+    out2 = mixed_chunk_attention(*perturbed, group_size=8, causal=True)
+    torch.testing.assert_close(out2[:, :t0], out[:, :t0], atol=0, rtol=0)
+    assert not torch.allclose(out2[:, t0:], out[:, t0:])
+    # the bidirectional variant does look ahead (so this test can tell them apart)
+    nc, nc2 = (mixed_chunk_attention(*a, group_size=8) for a in (args, perturbed))
+    assert not torch.allclose(nc[:, :t0], nc2[:, :t0])
+
+
+def test_global_part_crosses_chunks():
+    args = inputs(1, 24, 4, 3, seed=2)
+    out = mixed_chunk_attention(*args, group_size=8)
+    changed = [t.clone() for t in args]
+    changed[3][:, -1] += 1.0  # last lin_k, two chunks away from token 0
+    changed[4][:, -1] += 1.0
+    assert not torch.allclose(mixed_chunk_attention(*changed, group_size=8)[:, 0], out[:, 0])
+
+
+def test_mixed_chunk_bf16_within_stated_bound():
+    # bf16 (8-bit mantissa): bound 5e-2 absolute + 5e-2 relative against float64 naive.
+    args = inputs(2, 50, 16, 8, seed=1)
+    out = mixed_chunk_attention(*[t.bfloat16() for t in args], group_size=16)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.double(), naive_mixed(*args, 16), atol=5e-2, rtol=5e-2)
+
+
+def test_dropout_on_local_matrix():
+    args = inputs(1, 16, 4, 4, seed=1)
+    torch.manual_seed(0)
+    a = mixed_chunk_attention(*args, group_size=8, dropout_p=0.5)
+    assert not torch.allclose(a, mixed_chunk_attention(*args, group_size=8))
+
+
+# --------------------------------------------------------------------------- rotary
+
+
+def naive_rotary(x, rotary_dim, base=10000.0, offset=0):
+    """Complex-number rotation of adjacent channel pairs (RoFormer), float64."""
+    x = x.double()
+    n = x.shape[-2]
+    theta = base ** (-torch.arange(0, rotary_dim, 2, dtype=torch.float64) / rotary_dim)
+    pos = torch.arange(offset, offset + n, dtype=torch.float64)
+    rot = torch.polar(torch.ones(n, rotary_dim // 2, dtype=torch.float64), pos[:, None] * theta)
+    z = torch.view_as_complex(x[..., :rotary_dim].reshape(*x.shape[:-1], rotary_dim // 2, 2).contiguous())
+    y = torch.view_as_real(z * rot).flatten(-2)
+    return torch.cat((y, x[..., rotary_dim:]), -1)
+
+
+def test_rotary_matches_complex_rotation():
+    x = rand(2, 3, 17, 12, seed=1)
+    rope = RotaryEmbedding(8)
+    torch.testing.assert_close(rope(x).double(), naive_rotary(x, 8), **TOL)
+    torch.testing.assert_close(rope(x, offset=5).double(), naive_rotary(x, 8, offset=5), **TOL)
+    assert torch.equal(rope(x)[..., 8:], x[..., 8:])  # pass-through channels
+
+
+def test_rotary_half_layout_is_a_permutation_of_interleaved():
+    x = rand(2, 9, 8, seed=2)
+    perm = torch.tensor([0, 2, 4, 6, 1, 3, 5, 7])  # interleaved pairs -> halves
+    inter = RotaryEmbedding(8)(x)
+    half = RotaryEmbedding(8, interleaved=False)(x[..., perm])
+    torch.testing.assert_close(half, inter[..., perm], **TOL)
+
+
+def test_rotary_scores_depend_only_on_relative_position():
+    rope = RotaryEmbedding(16)
+    q, k = rand(1, 16, seed=1), rand(1, 16, seed=2)
+    seq_q, seq_k = q.expand(30, 16), k.expand(30, 16)
+    s = rope(seq_q) @ rope(seq_k).T  # [30, 30]
+    torch.testing.assert_close(s[3, 1], s[20, 18], **TOL)
+    torch.testing.assert_close(s[10, 10], (q @ k.T)[0, 0], **TOL)
+    assert not torch.allclose(s[3, 1], s[3, 2])
+
+
+def test_rotary_offset_equals_slice_of_longer_sequence():
+    x = rand(1, 20, 8, seed=3)
+    rope = RotaryEmbedding(8)
+    torch.testing.assert_close(rope(x[:, 12:], offset=12), rope(x)[:, 12:], **TOL)
+    ang = rotary_angles(20, 8)
+    torch.testing.assert_close(apply_rotary(x, ang.cos(), ang.sin()), rope(x), **TOL)
+
+
+def test_rotary_rejects_bad_dims():
+    with pytest.raises(ValueError):
+        RotaryEmbedding(7)
+    with pytest.raises(ValueError, match="fewer"):
+        RotaryEmbedding(8)(torch.randn(2, 3, 4))
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def test_scalenorm_and_offsetscale():
+    x = rand(2, 5, 8, seed=1)
+    norm = ScaleNorm(8)
+    with torch.no_grad():
+        norm.g.fill_(2.0)
+    expected = 2.0 * x / (x.norm(dim=-1, keepdim=True) / math.sqrt(8))
+    torch.testing.assert_close(norm(x), expected, **TOL)
+    os_ = OffsetScale(8, heads=4)
+    with torch.no_grad():
+        os_.beta.normal_()
+    out = os_(x)
+    assert out.shape == (4, 2, 5, 8)
+    for h in range(4):
+        torch.testing.assert_close(out[h], x * os_.gamma[h] + os_.beta[h], **TOL)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_conv_module_is_residual_depthwise_conv(causal):
+    m = ConvModule(4, kernel_size=5, causal=causal)
+    x = rand(2, 11, 4, seed=1)
+    pad = (4, 0) if causal else (2, 2)
+    ref = torch.nn.functional.conv1d(torch.nn.functional.pad(x.transpose(1, 2), pad), m.conv.weight, groups=4)
+    torch.testing.assert_close(m(x), x + ref.transpose(1, 2), **TOL)
+    x2 = x.clone()
+    x2[:, 6:] += 1.0
+    assert torch.equal(m(x2)[:, :6], m(x)[:, :6]) is causal
+
+
+def test_ffconvm_order():
+    torch.manual_seed(0)
+    m = FFConvM(6, 10, norm="layernorm", kernel_size=3, dropout=0.0).eval()
+    x = rand(2, 7, 6, seed=1)
+    h = torch.nn.functional.silu(m.linear(torch.nn.functional.layer_norm(x, (6,), m.norm.weight, m.norm.bias)))
+    torch.testing.assert_close(m(x), m.conv(h), **TOL)
+    with pytest.raises(ValueError):
+        FFConvM(6, 10, norm="batch")
+
+
+# --------------------------------------------------------------------------- the unit
+
+
+def small_gau(**kw):
+    torch.manual_seed(0)
+    cfg = dict(dim=16, group_size=8, query_key_dim=12, expansion_factor=2.0, rotary_dim=8, dropout=0.0)
+    cfg.update(kw)
+    gau = GatedAttentionUnit(**cfg).eval()
+    with torch.no_grad():  # larger offset/scale than the init so attention matters numerically
+        gau.qk_offset_scale.gamma.normal_(std=0.5)
+        gau.qk_offset_scale.beta.normal_(std=0.1)
+    return gau
+
+
+def test_gau_matches_manual_composition():
+    gau = small_gau()
+    x = rand(2, 21, 16, seed=1)
+    # token shift of the first half of the channels by one step
+    h = torch.cat((torch.nn.functional.pad(x[..., :8], (0, 0, 1, -1)), x[..., 8:]), -1)
+    vu = gau.to_hidden(h)
+    qk = gau.to_qk(h)
+    g, b = gau.qk_offset_scale.gamma, gau.qk_offset_scale.beta
+    qq, ql, kq, kl = (naive_rotary(qk * g[i] + b[i], 8).float() for i in range(4))
+    att = naive_mixed(qq, kq, ql, kl, vu, 8).float()
+    v, u = vu[..., :32], vu[..., 32:]
+    att_v, att_u = att[..., :32], att[..., 32:]
+    expected = x + gau.to_out((att_u * v) * torch.sigmoid(att_v * u))
+    torch.testing.assert_close(gau(x), expected, **TOL)
+
+
+def test_gau_backward_reaches_every_parameter():
+    gau = small_gau().train()
+    x = rand(2, 19, 16, seed=2).requires_grad_()
+    gau(x).square().mean().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    for name, p in gau.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_gau_causal_module_ignores_the_future():
+    x = rand(2, 30, 16, seed=3)
+    t0 = 11
+    x2 = x.clone()
+    x2[:, t0:] += 1.0
+    causal = small_gau(causal=True)
+    torch.testing.assert_close(causal(x2)[:, :t0], causal(x)[:, :t0], atol=0, rtol=0)
+    bidir = small_gau(causal=False)
+    assert not torch.allclose(bidir(x2)[:, :t0], bidir(x)[:, :t0])
+
+
+def test_gau_options():
+    x = rand(1, 9, 16, seed=4)
+    for kw in (dict(shift_tokens=False), dict(rotary_dim=0), dict(norm="layernorm"), dict(rotary_dim=64)):
+        assert small_gau(**kw)(x).shape == x.shape
+    mask = torch.tensor([[True] * 6 + [False] * 3])
+    assert small_gau()(x, mask=mask).shape == x.shape
