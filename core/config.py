@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import UserError
 
@@ -50,6 +50,11 @@ class TrainerConfig(Section):
     tensorboard: bool = True
     mlflow: bool = False
 
+    @property
+    def eval_batch(self) -> int:
+        """Batch size for evaluation: ``eval_batch_size`` if set, else ``batch_size``."""
+        return self.eval_batch_size or self.batch_size
+
 
 class OptimConfig(Section):
     """Optimizer and learning-rate schedule."""
@@ -79,11 +84,6 @@ class TaskConfig(Section):
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
 
-    @model_validator(mode="after")
-    def _batches_are_possible(self):
-        if self.trainer.eval_batch_size is None:
-            self.trainer.eval_batch_size = self.trainer.batch_size
-        return self
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -159,7 +159,9 @@ def resolve_config(
     overrides: list[str] | dict | None = None,
 ) -> TaskConfig:
     """Build a validated config: class defaults <- task ``base`` <- preset/YAML <- overrides."""
-    tree: dict = dict(base or {})
+    # Start from the class's own defaults (including section default factories), so that a
+    # partial override of a section keeps the task's other defaults for that section.
+    tree: dict = deep_merge(config_class().model_dump(mode="python"), dict(base or {}))
     source = "config"
     if isinstance(config, dict):
         tree = deep_merge(tree, config)

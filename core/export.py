@@ -20,6 +20,11 @@ def _as_tuple(example):
     return example if isinstance(example, tuple) else (example,)
 
 
+def _short(exc: Exception, limit: int = 240) -> str:
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _first_tensor(out):
     import torch
 
@@ -50,7 +55,7 @@ def export_model(model, example, *, format: str, output: Path, overwrite: bool =
             try:
                 scripted = torch.jit.trace(model, args, check_trace=False)
             except Exception as exc:
-                raise UserError(f"torchscript export failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+                raise UserError(f"torchscript export failed: {type(exc).__name__}: {_short(exc)}") from None
             scripted.save(str(tmp))
         if check:
             loaded = torch.jit.load(str(output))
@@ -65,7 +70,7 @@ def export_model(model, example, *, format: str, output: Path, overwrite: bool =
             torch.onnx.export(model, args, str(tmp), input_names=names, output_names=["output"],
                               opset_version=opset, dynamo=False)
         except Exception as exc:
-            raise UserError(f"onnx export failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+            raise UserError(f"onnx export failed: {type(exc).__name__}: {_short(exc)}") from None
     if check:
         ort = require("onnxruntime", "export", "checking the ONNX export")
         session = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])

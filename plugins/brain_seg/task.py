@@ -59,7 +59,7 @@ class DataSection(Section):
     test_fraction: float = Field(0.0, ge=0, lt=1)
     split_seed: int = 0
     source: Optional[Literal["brats2021", "brats2023", "msd"]] = None
-    validate: Literal["header", "full", "none"] = "header"
+    file_check: Literal["header", "full", "none"] = Field("header", description="check files before loading")
     phantom_cases: int = Field(20, ge=3, description="embedded default: number of phantom cases")
     phantom_shape: tuple[int, int, int] = (96, 96, 96)
     sw_overlap: float = Field(0.5, ge=0, lt=1, description="sliding-window overlap")
@@ -157,7 +157,7 @@ class BrainSegTask(Task):
         d = config.data
         common = dict(roi=d.roi, cache=None if d.cache == "none" else d.cache, fold=d.fold,
                       val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.split_seed,
-                      source=d.source, validate=d.validate, phantom_cases=d.phantom_cases,
+                      source=d.source, validate=d.file_check, phantom_cases=d.phantom_cases,
                       phantom_shape=d.phantom_shape)
         train = build_datasets(data, "train", **common)
         val = build_datasets(data, "val", **common) if (data is None or d.val_fraction > 0 or d.fold is not None) else None
@@ -256,7 +256,7 @@ class BrainSegTask(Task):
 
             d = config.data
             dataset = build_datasets(Path(inputs), "predict", roi=d.roi, cache=None, source=d.source,
-                                     validate=d.validate)
+                                     validate=d.file_check)
             results = []
             for i in range(len(dataset)):
                 item = dataset[i]

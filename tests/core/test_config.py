@@ -20,7 +20,7 @@ def test_defaults_base_preset_yaml_and_overrides_stack(tmp_path):
     yml.write_text("model:\n  width: 32\ntrainer:\n  batch_size: 4\n")
     cfg = resolve_config(MyConfig, base={"model": {"width": 16}}, config=yml, overrides=["model.name=b"])
     assert (cfg.model.width, cfg.model.name, cfg.trainer.batch_size) == (32, "b", 4)
-    assert cfg.trainer.eval_batch_size == 4  # follows batch_size unless set
+    assert cfg.trainer.eval_batch == 4  # follows batch_size unless set
     cfg = resolve_config(MyConfig, config="big", presets={"big": {"model": {"width": 64}}})
     assert cfg.model.width == 64
 
@@ -55,3 +55,13 @@ def test_yaml_errors_name_the_file(tmp_path):
         resolve_config(MyConfig, config=typo)
     with pytest.raises(UserError, match="not a YAML file nor a preset"):
         resolve_config(MyConfig, config="nope", presets={"a": {}})
+
+
+def test_partial_section_override_keeps_the_task_defaults():
+    from sigplex.core.config import TrainerConfig
+
+    class Cfg(TaskConfig):
+        trainer: TrainerConfig = Field(default_factory=lambda: TrainerConfig(batch_size=1, max_steps=7))
+
+    cfg = resolve_config(Cfg, overrides=["trainer.val_every=2"])
+    assert (cfg.trainer.batch_size, cfg.trainer.max_steps, cfg.trainer.val_every) == (1, 7, 2)

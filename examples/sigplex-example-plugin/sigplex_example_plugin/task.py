@@ -121,7 +121,7 @@ class DenoiseTask(Task):
 
     def evaluate(self, model, dataset, config):
         device = next(model.parameters()).device
-        loader = torch.utils.data.DataLoader(dataset, batch_size=config.trainer.eval_batch_size)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=config.trainer.eval_batch)
         sq, n, gain = 0.0, 0, []
         for batch in loader:
             noisy, clean = batch["noisy"].to(device), batch["clean"].to(device)
