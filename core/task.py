@@ -91,6 +91,8 @@ class Task:
     * ``presets`` — named config overlays, usable as ``--config NAME``.
     * ``monitor`` / ``monitor_mode`` — the validation metric that picks the best checkpoint.
     * ``output_kind`` — ``"file"`` or ``"folder"``: what ``predict --output`` names.
+    * ``random_items`` — False when loading an item uses no randomness (no augmentation):
+      the core then skips per-item seeding, which costs ~0.3 ms per item.
     """
 
     name: ClassVar[str] = "task"
@@ -100,8 +102,17 @@ class Task:
     monitor: ClassVar[str] = "loss"
     monitor_mode: ClassVar[str] = "min"
     output_kind: ClassVar[str] = "file"
+    random_items: ClassVar[bool] = True
 
     # --- building -------------------------------------------------------------------
+    def configure(self, config, data: "DataSplits"):
+        """Return ``config`` completed from the data (e.g. the number of channels or series).
+
+        Called after :meth:`build_data` and before :meth:`build_model`; the returned config is
+        the one saved with the run, so prediction rebuilds the same model. Default: unchanged.
+        """
+        return config
+
     def build_model(self, config):
         """Return the ``nn.Module`` described by ``config.model`` (weights random)."""
         raise NotImplementedError

@@ -6,3 +6,6 @@ __all__ = list(globals().get("__all__", [])) + [
     "Mlp", "TransformerBlock", "TransformerEncoder", "make_activation",
     "ConformerBlock", "ConformerConvModule", "ConformerEncoder",
 ]
+from .swin import SwinTransformer, SwinTransformerBlock
+
+__all__ += ["SwinTransformer", "SwinTransformerBlock"]

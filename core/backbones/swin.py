@@ -243,7 +243,8 @@ def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """
     cl = torch.channels_last_3d if x.ndim == 5 else torch.channels_last
     if (x.ndim not in (4, 5) or x.is_contiguous() or not x.is_contiguous(memory_format=cl)
-            or torch.is_grad_enabled() or x.dtype not in (torch.float32, torch.float64)):
+            or torch.is_grad_enabled() or x.dtype not in (torch.float32, torch.float64)
+            or torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()):
         return F.instance_norm(x, eps=eps)
     b, c = x.shape[:2]
     xl = _to_last(x)
@@ -270,14 +271,57 @@ def _mkldnn_ok(conv: nn.Module, x: torch.Tensor) -> bool:
             and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export())
 
 
+def _aten_prefers_mkldnn(x: torch.Tensor) -> bool:
+    # PyTorch's own choice for fp32 CPU convs (ConvParams::use_mkldnn, non-1x1 kernels)
+    return x.shape[0] > 1 or x.shape[0] * x.shape[1] * x.shape[2] * x.shape[3] > 20480
+
+
+class _SmallConvFn(torch.autograd.Function):
+    """Stride-1, bias-free conv whose forward and backward both run in oneDNN.
+
+    For batch-1 inputs PyTorch sends both directions of small convs to its slow im2col kernels;
+    here the input gradient is the conv of ``grad`` with the flipped, transposed kernel and the
+    weight gradient the conv of the input (channels as batch) with ``grad`` as kernel.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, padding):
+        nd = x.ndim - 2
+        ctx.save_for_backward(x, weight)
+        ctx.padding = padding
+        return torch.ops.aten.mkldnn_convolution(x, weight, None, padding, [1] * nd, [1] * nd, 1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        nd = x.ndim - 2
+        ones = [1] * nd
+        gi = gw = None
+        if ctx.needs_input_grad[0]:
+            tpad = [k - 1 - p for k, p in zip(weight.shape[2:], ctx.padding)]
+            w_t = weight.flip(list(range(2, 2 + nd))).transpose(0, 1)
+            gi = torch.ops.aten.mkldnn_convolution(grad, w_t, None, tpad, ones, ones, 1)
+        if ctx.needs_input_grad[1]:
+            if math.prod(x.shape[2:]) <= 32 ** 3:
+                gw = torch.ops.aten.mkldnn_convolution(x.transpose(0, 1), grad.transpose(0, 1), None,
+                                                       list(ctx.padding), ones, ones, 1).transpose(0, 1)
+            else:
+                gw = torch.ops.aten.convolution_backward(grad, x, weight, None, ones, list(ctx.padding), ones, False,
+                                                         [0] * nd, 1, [False, True, False])[1]
+        return gi, gw, None
+
+
 def conv_forward(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``conv(x)``, but always through oneDNN for fp32 CPU convs.
+    """``conv(x)``, but always through oneDNN for fp32 CPU convs (forward and backward).
 
     PyTorch routes batch-1 convs whose first four dims are small (``N*C*D*H <= 20480``) to its
-    im2col kernel, which is 2-8x slower than oneDNN for 3D kernels on CPU; same numerics and
-    autograd (``convolution_backward``). Falls back to ``conv(x)`` when tracing/exporting.
+    im2col kernels, 2-8x slower than oneDNN for 3D kernels on CPU, in both directions. Same
+    numerics (to float rounding); falls back to ``conv(x)`` when tracing/exporting.
     """
     if _mkldnn_ok(conv, x):
+        if (torch.is_grad_enabled() and conv.bias is None and conv.groups == 1 and not _aten_prefers_mkldnn(x)
+                and all(v == 1 for v in conv.stride) and all(v == 1 for v in conv.dilation)):
+            return _SmallConvFn.apply(x, conv.weight, list(conv.padding))
         return torch.ops.aten.mkldnn_convolution(x, conv.weight, conv.bias, list(conv.padding),
                                                  list(conv.stride), list(conv.dilation), conv.groups)
     return conv(x)

@@ -28,3 +28,19 @@ __all__ += [
     "elu_feature_map", "linear_attention", "relu_feature_map",
     "RotaryEmbedding", "apply_rotary", "rotary_angles",
 ]
+
+from .window import (
+    WindowAttention,
+    WindowPlan,
+    clear_window_caches,
+    relative_position_index,
+    shifted_window_mask,
+    window_partition,
+    window_plan,
+    window_reverse,
+)
+
+__all__ += [
+    "WindowAttention", "WindowPlan", "clear_window_caches", "relative_position_index",
+    "shifted_window_mask", "window_partition", "window_plan", "window_reverse",
+]

@@ -96,3 +96,16 @@ class SeededItems:
             finally:
                 random.setstate(py_state)
                 np.random.set_state(np_state)
+
+
+class IndexedItems:
+    """A dataset view for deterministic items: drops the per-item seed (no RNG work at all)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        return self.dataset[key[0]]

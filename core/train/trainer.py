@@ -27,7 +27,7 @@ from .distributed import (DistInfo, barrier, broadcast_object, gather_objects, i
                           mean_across_ranks, shutdown)
 from .logging import MetricLogger, Progress
 from .optim import Schedule, build_optimizer
-from .sampler import ResumableBatchSampler, SeededItems
+from .sampler import IndexedItems, ResumableBatchSampler, SeededItems
 
 # Config fields that may change between a run and its resume without breaking exactness.
 RESUME_MAY_CHANGE = {
@@ -206,10 +206,14 @@ class Trainer:
         import torch
         from torch.utils.data import DataLoader
 
+        main = self.dist.is_main
+        splits = self.task.build_data(self.config, Path(data) if data else None)
+        if splits.train is None or len(splits.train) == 0:
+            raise UserError("the training set is empty")
+        self.config = self.task.configure(self.config, splits)
         tcfg = self.config.trainer
         monitor = tcfg.monitor or self.task.monitor
         mode = tcfg.monitor_mode or self.task.monitor_mode
-        main = self.dist.is_main
         if resume:
             self._check_resume_config()
         elif main:
@@ -223,9 +227,6 @@ class Trainer:
 
         model = self._build_model()
         self.model = model
-        splits = self.task.build_data(self.config, Path(data) if data else None)
-        if splits.train is None or len(splits.train) == 0:
-            raise UserError("the training set is empty")
         optimizer = build_optimizer(model.parameters(), self.config.optim)
         schedule = Schedule(optimizer, self.config.optim, tcfg.max_steps, mode)
         use_scaler = tcfg.precision == "fp16"
@@ -262,7 +263,9 @@ class Trainer:
 
         sampler = ResumableBatchSampler(len(splits.train), tcfg.batch_size, tcfg.seed, drop_last=tcfg.drop_last,
                                         rank=self.dist.rank, world_size=self.dist.world_size)
-        loader = DataLoader(SeededItems(splits.train, self.task.seed_item), batch_sampler=sampler,
+        items = (SeededItems(splits.train, self.task.seed_item) if getattr(self.task, "random_items", True)
+                 else IndexedItems(splits.train))
+        loader = DataLoader(items, batch_sampler=sampler,
                             collate_fn=self.task.collate, num_workers=tcfg.num_workers,
                             generator=torch.Generator().manual_seed(tcfg.seed),
                             pin_memory=self.device.type == "cuda")

@@ -50,14 +50,20 @@ def make_signals(n: int, length: int, noise_std: float, seed: int) -> tuple[np.n
 
 
 class SignalPairs(torch.utils.data.Dataset):
-    def __init__(self, clean: np.ndarray, noisy: np.ndarray):
+    """Clean/noisy signal pairs; with ``fresh_noise`` each access draws new noise (augmentation)."""
+
+    def __init__(self, clean: np.ndarray, noisy: np.ndarray, fresh_noise: float = 0.0):
         self.clean = torch.from_numpy(clean)[:, None]
         self.noisy = torch.from_numpy(noisy)[:, None]
+        self.fresh_noise = fresh_noise
 
     def __len__(self):
         return len(self.clean)
 
     def __getitem__(self, i):
+        if self.fresh_noise:
+            clean = self.clean[i]
+            return {"noisy": clean + self.fresh_noise * torch.randn_like(clean), "clean": clean}
         return {"noisy": self.noisy[i], "clean": self.clean[i]}
 
 
@@ -113,7 +119,9 @@ class DenoiseTask(Task):
             return DataSplits(SignalPairs(clean[:cut1], noisy[:cut1]), SignalPairs(clean[cut1:cut2], noisy[cut1:cut2]),
                               SignalPairs(clean[cut2:], noisy[cut2:]))
         parts = [make_signals(n, d.length, d.noise_std, d.seed * 3 + i) for i, n in enumerate((d.n_train, d.n_val, d.n_test))]
-        return DataSplits(*(SignalPairs(c, x) for c, x in parts))
+        (c0, x0), (c1, x1), (c2, x2) = parts
+        # training items draw fresh noise each time (seeded per item by the core's sampler)
+        return DataSplits(SignalPairs(c0, x0, fresh_noise=d.noise_std), SignalPairs(c1, x1), SignalPairs(c2, x2))
 
     def training_step(self, model, batch, config):
         estimate = model(batch["noisy"])

@@ -1,0 +1,229 @@
+"""Read multivariate series from CSV (wide ETT layout or long ``unique_id, ds, y``) with clear errors.
+
+* **wide** — one date column (``date`` as in ETT, or any name via ``date_column``) and one
+  numeric column per series;
+* **long** — neuralforecast's layout: ``unique_id``, ``ds``, ``y`` (one row per series and time).
+
+Both give a :class:`SeriesFrame`: sorted timestamps, a float array ``[time, series]`` and the
+series names. Problems raise :class:`~sigplex.core.errors.UserError` naming the file, the column
+and what was expected (missing date column, non-numeric values, missing values — with the
+``data.fill=ffill|interpolate`` fix — duplicate timestamps).
+
+>>> import pandas as pd
+>>> df = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=4, freq="h"), "a": [1.0, 2, 3, 4]})
+>>> s = read_series(df)
+>>> s.values.shape, s.columns, s.freq
+((4, 1), ['a'], 'h')
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from sigplex.core.errors import UserError, require
+
+DATE_NAMES = ("date", "ds", "datetime", "timestamp", "time")
+LONG_COLUMNS = ("unique_id", "ds", "y")
+
+
+@dataclass
+class SeriesFrame:
+    """A multivariate series: ``dates`` (pandas DatetimeIndex), ``values`` float64 ``[T, C]``."""
+
+    dates: "object"
+    values: np.ndarray
+    columns: list[str]
+    source: str = "<frame>"
+    layout: str = "wide"
+    date_column: str = "date"
+    freq: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def _pd():
+    return require("pandas", "ts", "reading time series CSV files")
+
+
+def _line(position: int) -> int:
+    """The 1-based file line of data row ``position`` (the header is line 1)."""
+    return int(position) + 2
+
+
+def infer_freq(dates) -> str | None:
+    """The frequency string of ``dates`` (pandas alias), from ``infer_freq`` or the typical step."""
+    pd = _pd()
+    if len(dates) < 2:
+        return None
+    freq = None
+    if len(dates) >= 3:
+        import warnings
+
+        with warnings.catch_warnings():  # pandas 3 announces an offset return type; keep the string
+            warnings.simplefilter("ignore")
+            found = pd.infer_freq(dates)
+        freq = getattr(found, "freqstr", found)
+    if freq is None:
+        step = pd.Series(dates).diff().dropna().mode()
+        if len(step) == 0 or step.iloc[0] <= pd.Timedelta(0):
+            return None
+        freq = pd.tseries.frequencies.to_offset(step.iloc[0]).freqstr
+    return freq
+
+
+def future_dates(last, freq: str, periods: int):
+    """``periods`` timestamps after ``last`` at ``freq``."""
+    pd = _pd()
+    return pd.date_range(start=last, periods=periods + 1, freq=freq)[1:]
+
+
+def _numeric(df, columns: Sequence[str], source: str):
+    pd = _pd()
+    out = {}
+    for col in columns:
+        raw = df[col]
+        num = pd.to_numeric(raw, errors="coerce")
+        bad = num.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+        if bad.any():
+            pos = int(np.flatnonzero(bad.to_numpy())[0])
+            raise UserError(f"{source}: column {col!r} is not numeric (value {raw.iloc[pos]!r} on line "
+                            f"{_line(pos)}); expected numbers in every series column (choose columns with data.targets)")
+        out[col] = num.astype("float64")
+    return pd.DataFrame(out, index=df.index)
+
+
+def _fill(values, dates, columns, fill: str, source: str, what: str = "column"):
+    """Fill or reject missing values; ``values`` is a DataFrame aligned with ``dates``."""
+    missing = values.isna()
+    if not missing.to_numpy().any():
+        return values
+    if fill == "ffill":
+        return values.ffill().bfill()
+    if fill == "interpolate":
+        return values.interpolate(method="linear", limit_direction="both")
+    counts = missing.sum()
+    col = next(c for c in columns if counts[c] > 0)
+    first = int(np.flatnonzero(missing[col].to_numpy())[0])
+    raise UserError(f"{source}: {what} {col!r} has {int(counts[col])} missing value(s) (first at "
+                    f"{dates[first]}); fill them with --set data.fill=ffill or --set data.fill=interpolate")
+
+
+def _parse_dates(raw, source: str, column: str):
+    pd = _pd()
+    dates = pd.to_datetime(raw, errors="coerce")
+    bad = dates.isna().to_numpy()
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        raise UserError(f"{source}: column {column!r} value {raw.iloc[pos]!r} on line {_line(pos)} is not a date; "
+                        "expected timestamps such as 2016-07-01 00:00:00")
+    return pd.DatetimeIndex(dates)
+
+
+def _read_long(df, source: str, targets: Sequence[str] | None, fill: str) -> SeriesFrame:
+    pd = _pd()
+    missing = [c for c in LONG_COLUMNS if c not in df.columns]
+    if missing:
+        raise UserError(f"{source}: column {missing[0]!r} is missing; the long layout needs columns unique_id, ds, y")
+    df = df.copy()
+    df["ds"] = _parse_dates(df["ds"], source, "ds")
+    df["y"] = _numeric(df, ["y"], source)["y"]
+    df["unique_id"] = df["unique_id"].astype(str)
+    if targets:
+        absent = [t for t in targets if t not in set(df["unique_id"])]
+        if absent:
+            raise UserError(f"{source}: data.targets: series {absent[0]!r} is not among the unique_id values")
+        df = df[df["unique_id"].isin(list(targets))]
+    dup = df.duplicated(["unique_id", "ds"])
+    if dup.any():
+        row = df[dup].iloc[0]
+        raise UserError(f"{source}: series {row['unique_id']!r} has two rows for ds={row['ds']}; "
+                        "expected one value per unique_id and timestamp")
+    wide = df.pivot(index="ds", columns="unique_id", values="y").sort_index()
+    columns = list(targets) if targets else [str(c) for c in wide.columns]
+    wide = wide[columns]
+    dates = pd.DatetimeIndex(wide.index)
+    wide = _fill(wide, dates, columns, fill, source, what="series")
+    return SeriesFrame(dates, wide.to_numpy(np.float64), columns, source, "long", "ds", infer_freq(dates))
+
+
+def _find_date_column(df, date_column: str, source: str) -> str:
+    if date_column != "auto":
+        if date_column not in df.columns:
+            raise UserError(f"{source}: date column {date_column!r} not found (columns: "
+                            f"{', '.join(map(str, df.columns[:8]))}); set data.date_column to the column of timestamps")
+        return date_column
+    lower = {str(c).lower(): c for c in df.columns}
+    for name in DATE_NAMES:
+        if name in lower:
+            return lower[name]
+    raise UserError(f"{source}: no date column (looked for {', '.join(DATE_NAMES)}; columns: "
+                    f"{', '.join(map(str, df.columns[:8]))}); add one or set data.date_column=NAME")
+
+
+def read_series(source, *, date_column: str = "auto", targets: Sequence[str] | None = None,
+                fill: str = "none", layout: str = "auto") -> SeriesFrame:
+    """Read a CSV path (or a pandas DataFrame) into a :class:`SeriesFrame`.
+
+    ``layout`` is ``auto`` (long when the columns ``unique_id, ds, y`` are present), ``wide``
+    or ``long``; ``targets`` picks a subset of series; ``fill`` is ``none``, ``ffill`` or
+    ``interpolate``.
+    """
+    pd = _pd()
+    if isinstance(source, pd.DataFrame):
+        df, name = source.reset_index(drop=True), "<dataframe>"
+    else:
+        path = Path(source)
+        name = str(path)
+        if not path.is_file():
+            raise UserError(f"{path}: no such file; expected a CSV file of time series")
+        try:
+            df = pd.read_csv(path)
+        except Exception as exc:  # pandas raises several parser errors
+            raise UserError(f"{path}: not a readable CSV file ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    if fill not in ("none", "ffill", "interpolate"):
+        raise UserError(f"data.fill: expected none, ffill or interpolate, got {fill!r}")
+    if len(df) == 0:
+        raise UserError(f"{name}: no data rows")
+    is_long = set(LONG_COLUMNS) <= set(df.columns)
+    if layout == "long" or (layout == "auto" and is_long):
+        return _read_long(df, name, targets, fill)
+    dcol = _find_date_column(df, date_column, name)
+    dates = _parse_dates(df[dcol], name, dcol)
+    columns = list(targets) if targets else [c for c in df.columns if c != dcol]
+    absent = [c for c in columns if c not in df.columns]
+    if absent:
+        raise UserError(f"{name}: data.targets: column {absent[0]!r} not found (columns: "
+                        f"{', '.join(map(str, df.columns[:8]))})")
+    if not columns:
+        raise UserError(f"{name}: no series columns besides the date column {dcol!r}")
+    values = _numeric(df, columns, name)
+    order = np.argsort(dates.values, kind="stable")
+    dates, values = dates[order], values.iloc[order].reset_index(drop=True)
+    if dates.has_duplicates:
+        dup = dates[dates.duplicated()][0]
+        raise UserError(f"{name}: column {dcol!r} has the timestamp {dup} twice; expected one row per time")
+    values = _fill(values, dates, columns, fill, name)
+    return SeriesFrame(dates, values.to_numpy(np.float64), [str(c) for c in columns], name, "wide", str(dcol),
+                       infer_freq(dates))
+
+
+def write_series(frame: SeriesFrame, path, *, overwrite: bool = False) -> Path:
+    """Write ``frame`` as CSV in its own layout (wide: date + columns; long: unique_id, ds, y), atomically."""
+    pd = _pd()
+    from sigplex.core.fileio import atomic_path
+
+    path = Path(path)
+    if frame.layout == "long":
+        n, c = frame.values.shape
+        df = pd.DataFrame({"unique_id": np.repeat(np.asarray(frame.columns, dtype=object)[None], n, 0).T.ravel(),
+                           "ds": np.tile(frame.dates.values, c), "y": frame.values.T.ravel()})
+    else:
+        df = pd.DataFrame(frame.values, columns=frame.columns)
+        df.insert(0, frame.date_column, frame.dates)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.7g")
+    return path

@@ -1,0 +1,31 @@
+"""ts_forecast: multivariate long-term forecasting with iTransformer, TSMixer and D-CTNet.
+
+Registration only (nothing heavy is imported here): the ``forecast`` task lives in
+:mod:`sigplex.plugins.ts_forecast.task`, one model per module (:mod:`.itransformer`,
+:mod:`.tsmixer`, :mod:`.dctnet`), and the CSV reader and protocol in
+:mod:`sigplex.datasets.tabular`.
+"""
+from sigplex.core.plugins import hookimpl
+from sigplex.core.task import TaskSpec
+
+MODELS = ("sigplex.plugins.ts_forecast.itransformer", "sigplex.plugins.ts_forecast.tsmixer",
+          "sigplex.plugins.ts_forecast.dctnet")
+
+
+@hookimpl
+def register_tasks(register):
+    register(TaskSpec(
+        name="forecast",
+        description="Multivariate long-term forecasting (CSV, wide or long) with iTransformer, TSMixer, D-CTNet",
+        factory="sigplex.plugins.ts_forecast.task:ForecastTask",
+        requires=("pandas",),
+        extra="ts",
+        models=MODELS,
+    ))
+
+
+@hookimpl
+def register_datasets(register):
+    register("csv-series", "sigplex.datasets.tabular:read_series",
+             description="CSV time series: wide (date + numeric columns, ETT) or long (unique_id, ds, y)",
+             requires=("pandas",), extra="ts")
