@@ -217,7 +217,7 @@ def load_run(checkpoint: str | Path, *, plugin: str | None = None, task: str | N
         if merge:
             from .adapters import merge_adapters
 
-            merge_adapters(model)
+            merge_adapters(model, strict=False)  # LoRA folds in; bottleneck/conv adapters stay attached
     else:
         model.load_state_dict(weights, strict=True)
     model.to(torch.device(device)).eval()
