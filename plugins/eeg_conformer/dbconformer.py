@@ -5,7 +5,7 @@ Reimplemented from the paper's description. Input ``[B, n_chans, n_times]`` -> l
 * Temporal branch: pointwise conv over channels (C -> D) + BN, depthwise temporal conv + BN,
   GELU, average pooling and dropout -> ``n_tokens`` temporal tokens of size D, learnable position
   embedding, pre-LN transformer (``temporal_depth`` blocks); tokens are mean-pooled.
-* Spatial branch: one shared Conv1d(1 -> F, k, stride) per channel, ELU, mean over time,
+* Spatial branch: one shared temporal conv (1 -> F, k, stride) on every channel, ELU, mean over time,
   Linear(F -> D) -> one token per channel, position embedding, transformer (``spatial_depth``).
 * Channel attention: Linear-Tanh-Linear scores per spatial token, softmax over channels,
   weighted pooling; the weights are what :meth:`DBConformer.channel_weights` returns (topomaps).
@@ -17,15 +17,35 @@ Kernel and pooling sizes default to durations in seconds times ``sfreq`` (63/125
 from __future__ import annotations
 
 import torch
-from torch import nn
-
 from sigplex.core.backbones.transformer import TransformerEncoder
 from sigplex.core.models import register_model
+from torch import nn
 
 
 def _samples(seconds: float, sfreq: float, odd: bool = False) -> int:
     n = max(1, int(round(seconds * sfreq)))
     return n + 1 if odd and n % 2 == 0 else n
+
+
+FFT_CONV = True  # train-time FFT path of the long depthwise conv (set False to always use the Conv1d kernel)
+
+
+def depthwise_conv(conv: nn.Conv1d, x):
+    """``conv(x)`` for a depthwise, stride-1 Conv1d; computed by FFT when gradients are needed.
+
+    PyTorch's CPU backward of a long depthwise Conv1d (k = 63) is several times slower than an FFT
+    product, so training takes the FFT path; inference and export (tracing) use the Conv1d kernel.
+    Both give the same result (tested to 1e-5).
+    """
+    if not (FFT_CONV and torch.is_grad_enabled()) or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return conv(x)
+    k, p, t = conv.kernel_size[0], conv.padding[0], x.shape[-1]
+    out_len = t + 2 * p - k + 1
+    n = 1 << (t + k - 1 - 1).bit_length()
+    w = conv.weight[:, 0].flip(-1)  # convolution = cross-correlation with the flipped kernel
+    full = torch.fft.irfft(torch.fft.rfft(x, n=n) * torch.fft.rfft(w, n=n), n=n)
+    y = full[..., k - 1 - p: k - 1 - p + out_len]
+    return y if conv.bias is None else y + conv.bias[:, None]
 
 
 class TemporalTokens(nn.Module):
@@ -43,7 +63,7 @@ class TemporalTokens(nn.Module):
 
     def forward(self, x):
         x = self.bn1(self.pointwise(x))
-        x = self.act(self.bn2(self.depthwise(x)))
+        x = self.act(self.bn2(depthwise_conv(self.depthwise, x)))
         return self.drop(self.pool(x)).transpose(1, 2)
 
 
@@ -59,7 +79,7 @@ class SpatialTokens(nn.Module):
 
     def forward(self, x):
         b, c, t = x.shape
-        h = self.act(self.conv(x.reshape(b * c, 1, t))).mean(-1)  # [B*C, F]
+        h = self.act(self.conv(x.reshape(b * c, 1, t))).mean(-1)  # [B*C, F]: channels folded into the batch
         return self.drop(self.proj(h.reshape(b, c, -1)))
 
 
@@ -145,4 +165,4 @@ class DBConformer(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-__all__ = ["DBConformer", "ChannelAttention", "SpatialTokens", "TemporalTokens"]
+__all__ = ["ChannelAttention", "DBConformer", "SpatialTokens", "TemporalTokens"]

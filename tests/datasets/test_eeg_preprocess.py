@@ -4,10 +4,16 @@ import pytest
 
 mne = pytest.importorskip("mne")
 
-from sigplex.core.errors import UserError  # noqa: E402
-from sigplex.datasets.eeg.alignment import euclidean_alignment, reference_matrix  # noqa: E402
-from sigplex.datasets.eeg.preprocess import (Preprocessing, epoch, find_events, preprocess, sliding_windows,  # noqa: E402
-                                             window_labels)
+from sigplex.core.errors import UserError
+from sigplex.datasets.eeg.alignment import euclidean_alignment, reference_matrix
+from sigplex.datasets.eeg.preprocess import (
+    Preprocessing,
+    epoch,
+    find_events,
+    preprocess,
+    sliding_windows,
+    window_labels,
+)
 
 
 def raw_of(data, channels, sfreq=100.0, annotations=None):
@@ -46,7 +52,7 @@ def test_bandpass_and_notch_remove_out_of_band_power():
     x = out.get_data()[0, 100:-100]
     spec = np.abs(np.fft.rfft(x))
     f = np.fft.rfftfreq(len(x), 1 / 100.0)
-    at = lambda hz: spec[np.argmin(np.abs(f - hz))]  # noqa: E731
+    at = lambda hz: spec[np.argmin(np.abs(f - hz))]
     assert at(10) > 20 * at(1)
 
 

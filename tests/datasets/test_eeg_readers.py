@@ -6,8 +6,8 @@ import pytest
 
 mne = pytest.importorskip("mne")
 
-from sigplex.core.errors import UserError  # noqa: E402
-from sigplex.datasets.eeg import find_recordings, load_raw, read_raw, subject_of  # noqa: E402
+from sigplex.core.errors import UserError
+from sigplex.datasets.eeg import find_recordings, load_raw, read_raw, subject_of
 
 CH = ["C3", "Cz", "C4"]
 SFREQ = 100.0
