@@ -1,0 +1,173 @@
+"""ofdm_chest: model shapes and size, pilots, LS, baselines, NMSE, the task end to end, a short training."""
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("sionna")
+
+from sigplex.core.config import resolve_config  # noqa: E402
+from sigplex.core.errors import UserError  # noqa: E402
+from sigplex.datasets.ofdm import Conditions, OFDMGrid, generate  # noqa: E402
+from sigplex.plugins.ofdm_chest.adafortitran import AdaFortiTran, FortiTran  # noqa: E402
+from sigplex.plugins.ofdm_chest.baselines import genie_lmmse, lmmse, ls_linear  # noqa: E402
+from sigplex.plugins.ofdm_chest.task import ChestConfig, ChestTask, nmse_db  # noqa: E402
+
+EVAL = Conditions(snr_db=(0, 25), delay_spread_ns=(50, 300), doppler_hz=(200, 1000))
+
+
+def expected_params(ada: bool, F=120, S=14, P=24, dim=128, depth=6, mlp=512, pf=3, ps=2, c=(8, 32)):
+    """The paper's architecture counted by hand (Linear = in*out + out)."""
+    lin = lambda i, o: i * o + o  # noqa: E731
+    conv = lambda i, o: 9 * i * o + o  # noqa: E731
+    n = (F // pf) * (S // ps)
+    enhancer = conv(1, c[0]) + conv(c[0], c[1]) + conv(c[1], c[0]) + conv(c[0], 1)
+    block = 2 * 2 * dim + lin(dim, 3 * dim) + lin(dim, dim) + lin(dim, mlp) + lin(mlp, dim)
+    total = lin(P, F * S) + 2 * enhancer + n * dim + depth * block + 2 * dim + lin(dim, pf * ps)
+    total += lin(pf * ps + (6 if ada else 0), dim)
+    if ada:
+        total += 3 * (lin(1, 7) + lin(7, 42) + lin(42, 2 * n))
+    return total
+
+
+@pytest.mark.parametrize("cls", [AdaFortiTran, FortiTran])
+def test_default_model_shapes_and_parameter_count(cls):
+    model = cls().eval()
+    assert model.n_tokens == 280  # 40 x 7 patches of 3 x 2
+    ls, pr = torch.randn(3, 2, 12, 2), torch.tensor([[10.0, 100.0, 500.0]] * 3)
+    out = model(ls, pr) if cls is AdaFortiTran else model(ls)
+    assert out.shape == (3, 2, 120, 14)
+    n = sum(p.numel() for p in model.parameters())
+    assert n == expected_params(cls is AdaFortiTran)
+    # real and imaginary parts go through the same network: swapping them swaps the outputs
+    out_sw = model(ls.flip(1), pr) if cls is AdaFortiTran else model(ls.flip(1))
+    torch.testing.assert_close(out_sw, out.flip(1), atol=1e-5, rtol=1e-5)
+
+
+def test_priors_change_adafortitran_output():
+    torch.manual_seed(0)
+    model = AdaFortiTran(dim=16, depth=1, heads=2).eval()
+    ls = torch.randn(1, 2, 12, 2)
+    a = model(ls, torch.tensor([[0.0, 50.0, 200.0]]))
+    b = model(ls, torch.tensor([[25.0, 300.0, 1000.0]]))
+    assert not torch.allclose(a, b)
+
+
+def test_pilot_pattern_default():
+    g = OFDMGrid()
+    mask = g.pilot_mask()
+    assert mask.shape == (120, 14) and mask.sum() == 24 and g.pilot_shape == (12, 2)
+    rows, cols = np.nonzero(mask)
+    assert set(cols) == {2, 11} and set(rows) == set(range(0, 120, 10))
+    assert np.allclose(np.abs(g.pilots()), 1.0)
+    # sionna's resource grid carries the same pattern
+    rg_mask = g.resource_grid().pilot_pattern.mask.numpy()[0, 0].T
+    assert (rg_mask.astype(bool) == mask).all()
+
+
+def test_ls_equals_y_over_x_on_a_noiseless_channel_and_conditions_in_range():
+    d = generate(6, 3, cond=Conditions(snr_points=(400.0,)))
+    mask = OFDMGrid().pilot_mask()
+    hp = d["h"][:, mask].reshape(6, 12, 2)
+    np.testing.assert_allclose(d["ls"], hp, atol=1e-5)
+    d = generate(50, 4)
+    assert (d["cond"][:, 1] >= 0).all() and (d["cond"][:, 1] <= 30).all()
+    assert (d["cond"][:, 2] >= 50).all() and (d["cond"][:, 2] <= 350).all()
+    assert (d["cond"][:, 3] >= 200).all() and (d["cond"][:, 3] <= 1400).all()
+    assert 0.6 < np.mean(np.abs(d["h"]) ** 2) < 1.5  # unit average power from the PDP
+    again = generate(50, 4)
+    np.testing.assert_array_equal(again["h"], d["h"])  # seeded: repeatable
+
+
+def test_nmse_definition_by_hand():
+    h = torch.tensor([[1 + 1j, 2 + 0j], [0 + 1j, -1 + 0j]])
+    e = torch.tensor([[1 + 0j, 2 + 1j], [0 + 0j, -1 + 0j]])
+    # errors: |j|^2 + |-j|^2 + |j|^2 = 3 ; energy: 2 + 4 + 1 + 1 = 8
+    assert nmse_db(e, h) == pytest.approx(10 * np.log10(3 / 8), abs=1e-6)
+
+
+def test_baselines_order_genie_beats_ls():
+    d = generate(40, 11, cond=Conditions(snr_points=(5.0, 20.0), delay_spread_ns=(50, 300), doppler_hz=(200, 1000)))
+    h = torch.as_tensor(d["h"])
+    ls, gen = ls_linear(d["ls"], d["cond"]), genie_lmmse(d["ls"], d["cond"])
+    mask = torch.as_tensor(OFDMGrid().pilot_mask())
+    torch.testing.assert_close(ls[:, mask], torch.as_tensor(d["ls"]).reshape(40, -1))  # LS keeps Y/X at pilots
+    assert nmse_db(gen, h) < nmse_db(ls, h) - 2.0
+    lm = lmmse(d["ls"][:8], d["cond"][:8])
+    assert lm.shape == (8, 120, 14) and torch.isfinite(lm.abs()).all()
+
+
+@pytest.fixture
+def small_task(tmp_path, monkeypatch):
+    monkeypatch.setenv("SIGPLEX_CACHE", str(tmp_path / "cache"))
+    task = ChestTask()
+    cfg = resolve_config(ChestConfig, overrides=[
+        "model.dim=16", "model.depth=1", "model.heads=2", "model.dropout=0.0",
+        "data.train_size=64", "data.val_size=12", "data.test_size=18", "data.baselines=[ls, genie]",
+        "trainer.eval_batch_size=8"])
+    return task, cfg
+
+
+def test_task_evaluate_plots_predict(small_task, tmp_path):
+    task, cfg = small_task
+    data = task.build_data(cfg, None)
+    assert len(data.train) == 64 and len(data.test) == 18
+    assert list((tmp_path / "cache" / "ofdm_chest").glob("set-*.npz"))  # cached for repeatable evaluation
+    item = data.train[0]
+    assert item["ls"].shape == (2, 12, 2) and item["h"].shape == (2, 120, 14) and item["priors"].shape == (3,)
+    model = task.build_model(cfg).eval()
+    loss = task.training_step(model, task.collate([data.train[i] for i in range(4)]), cfg)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    m = task.evaluate(model, data.test, cfg)
+    for key in ("nmse_db", "nmse_db_ls", "nmse_db_genie", "nmse_db_snr0_5", "nmse_db_ls_snr25_30"):
+        assert key in m and np.isfinite(m[key])
+    assert m["nmse_db_genie"] < m["nmse_db_ls"]
+    paths = task.plots(model, data, cfg, tmp_path / "run")
+    names = {p.name for p in paths}
+    assert "nmse_table.csv" in names
+    text = (tmp_path / "run" / "plots" / "nmse_table.csv").read_text()
+    assert text.startswith("axis,lo,hi,n,nmse_db_model,nmse_db_ls,nmse_db_genie") and "doppler_hz" in text
+    # predict from an .npz of LS estimates with priors; never overwrite
+    src = tmp_path / "ls.npz"
+    np.savez(src, ls=data.test.ls[:3], snr_db=10.0, delay_spread_ns=100.0, doppler_hz=500.0)
+    pred = task.predict(model, src, cfg)
+    assert pred["h_hat"].shape == (3, 120, 14) and np.iscomplexobj(pred["h_hat"])
+    out = tmp_path / "est.npz"
+    task.write_prediction(pred, out)
+    with np.load(out) as z:
+        np.testing.assert_allclose(z["h_hat"], pred["h_hat"])
+    with pytest.raises(UserError, match="already exists"):
+        task.write_prediction(pred, out)
+    task.write_prediction(pred, out, overwrite=True)
+    np.savez(tmp_path / "nopriors.npz", ls=data.test.ls[:2])
+    with pytest.raises(UserError, match="priors"):
+        task.predict(model, tmp_path / "nopriors.npz", cfg)
+
+
+def test_short_training_beats_ls_on_held_out_data():
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    cond = Conditions(snr_db=(0.0, 5.0), delay_spread_ns=(50, 300), doppler_hz=(200, 1000))
+    model = AdaFortiTran(dim=32, depth=1, heads=2, mlp_ratio=2.0, dropout=0.0)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    pool = generate(512, 100, cond=cond)
+    test = generate(100, 200, cond=cond)
+
+    def tensors(d, idx):
+        ls = torch.as_tensor(np.stack([d["ls"].real, d["ls"].imag], 1)[idx], dtype=torch.float32)
+        h = torch.as_tensor(np.stack([d["h"].real, d["h"].imag], 1)[idx], dtype=torch.float32)
+        return ls, h, torch.as_tensor(d["cond"][idx, 1:])
+
+    for step in range(150):
+        idx = np.random.default_rng(step).choice(512, 32, replace=False)
+        ls, h, pr = tensors(pool, idx)
+        loss = torch.nn.functional.mse_loss(model(ls, pr), h)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    ls, h, pr = tensors(test, np.arange(100))
+    with torch.no_grad():
+        est = model(ls, pr)
+    ours = nmse_db(torch.complex(est[:, 0], est[:, 1]), torch.as_tensor(test["h"]))
+    ls_db = nmse_db(ls_linear(test["ls"], test["cond"]), torch.as_tensor(test["h"]))
+    assert ours < ls_db - 1.0, (ours, ls_db)
