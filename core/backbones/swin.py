@@ -257,14 +257,18 @@ def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
-    """``x`` in channels-last memory format (no copy when it already is)."""
+    """``x`` in channels-last memory format (no copy when it already is; untouched when tracing)."""
+    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export():
+        return x
     if x.ndim == 5:
         return x.contiguous(memory_format=torch.channels_last_3d)
     return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
 
 
 def _mkldnn_ok(conv: nn.Module, x: torch.Tensor) -> bool:
-    return (isinstance(conv, (nn.Conv2d, nn.Conv3d)) and x.device.type == "cpu" and x.dtype == torch.float32
+    # A conv with hooks (e.g. an attached adapter) must run through its own __call__.
+    return (isinstance(conv, (nn.Conv2d, nn.Conv3d)) and not conv._forward_hooks and not conv._forward_pre_hooks
+            and x.device.type == "cpu" and x.dtype == torch.float32
             and conv.weight.dtype == torch.float32 and conv.padding_mode == "zeros"
             and not isinstance(conv.padding, str) and torch.backends.mkldnn.is_available()
             and not torch.is_autocast_enabled("cpu") and not torch.jit.is_scripting()

@@ -210,6 +210,49 @@ def _gather_rows(src, index, adjoint, pad_slots=None, pad_rows=None, pad_grad_ro
     return src.index_select(0, index)
 
 
+class _BiasedAttention(torch.autograd.Function):
+    """Training-time window attention with a learned additive bias shared by all windows.
+
+    Forward runs :func:`attention` (SDPA's fused kernel, since no gradient is tracked inside)
+    and keeps only q, k, v and the output; backward recomputes the probabilities once and
+    returns the gradients of q, k, v and of the bias (summed over the broadcast dim 0). Compared
+    with SDPA's autograd math fallback (taken whenever the mask needs a gradient) nothing of
+    size ``windows x heads x N x N`` is kept between forward and backward.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, bias, mask, scale):
+        additive = (bias if mask is None else bias + mask).detach()  # SDPA takes its math path for masks needing grad
+        with torch.no_grad():
+            out = attention(q, k, v, bias=additive, scale=scale)
+        ctx.save_for_backward(q, k, v, additive, out)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        q, k, v, additive, out = ctx.saved_tensors
+        scale = ctx.scale
+        dout = dout.contiguous()
+        probs = torch.matmul(q * scale, k.transpose(-2, -1)).add_(additive.to(q.dtype)).softmax(-1)
+        dv = torch.matmul(probs.transpose(-2, -1), dout)
+        delta = (dout * out).sum(-1, keepdim=True)
+        ds = torch.matmul(dout, v.transpose(-2, -1)).sub_(delta).mul_(probs)
+        del probs
+        dbias = ds.sum(0, keepdim=True).to(additive.dtype)
+        dq = torch.matmul(ds, k).mul_(scale)
+        dk = torch.matmul(ds.transpose(-2, -1), q).mul_(scale)
+        return dq, dk, dv, dbias, None, None
+
+
+def _window_attention(q, k, v, bias, mask, scale, dropout_p):
+    """``attention(q, k, v, bias + mask)``; ``bias`` ``[1, H, N, N]`` may need a gradient."""
+    if (dropout_p == 0.0 and torch.is_grad_enabled() and bias.requires_grad and not torch.jit.is_tracing()
+            and not torch.jit.is_scripting()):
+        return _BiasedAttention.apply(q, k, v, bias, mask, scale)
+    return attention(q, k, v, bias=bias if mask is None else bias + mask, scale=scale, dropout_p=dropout_p)
+
+
 class WindowPlan:
     """Index bookkeeping of one shifted-window layout; build with :func:`window_plan` (cached).
 
@@ -374,14 +417,14 @@ class WindowAttention(nn.Module):
         qkv = self.qkv(x).view(b, n, 3, h, c // h)
         if mask is None:
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-            out = attention(q, k, v, bias=self._combined(n, None, None), scale=self.scale, dropout_p=self._drop())
+            out = _window_attention(q, k, v, self._combined(n, None, None), None, self.scale, self._drop())
             out = out.transpose(1, 2).reshape(b, n, c)
         else:
             nw = mask.shape[0]
             # [B, nW*heads, n, hd] so that the [nW*heads, n, n] bias+mask broadcasts over the batch
             q, k, v = qkv.view(b // nw, nw, n, 3, h, c // h).permute(3, 0, 1, 4, 2, 5).reshape(3, b // nw, nw * h, n, c // h).unbind(0)
             comb = self._combined(n, mask, ("mask", mask.data_ptr(), mask._version, tuple(mask.shape)))
-            out = attention(q, k, v, bias=comb.reshape(1, nw * h, n, n), scale=self.scale, dropout_p=self._drop())
+            out = _window_attention(q, k, v, comb.reshape(1, nw * h, n, n), None, self.scale, self._drop())
             out = out.view(b // nw, nw, h, n, c // h).permute(0, 1, 3, 2, 4).reshape(b, n, c)
         return self.proj_drop(self.proj(out))
 
@@ -404,23 +447,24 @@ class WindowAttention(nn.Module):
         qkv = self.qkv(tokens).view(b * (plan.length + 1), 3 * c)
         windows = _gather_rows(qkv, fwd, fwd_adj, pad_slots, pad_rows).view(plan.n_windows, b, n, 3, h, c // h)
         table = self.relative_position_bias_table
+        masks = plan.group_masks
         if torch.is_grad_enabled() and table.requires_grad:
-            # one [1, heads, n, n] tensor per mask pattern; slicing one combined tensor would
-            # make autograd zero-fill and scatter a full-size gradient per pattern
+            # the bias needs a gradient: keep it apart from the constant per-pattern masks
             bias = self.relative_position_bias(n).unsqueeze(0)
-            masks = plan.group_masks
-            groups = [bias if masks is None else bias + masks[g].to(bias.dtype) for g in range(len(plan.group_sizes))]
+            groups = [(bias, None if masks is None else masks[g:g + 1].unsqueeze(1).to(bias.dtype))
+                      for g in range(len(plan.group_sizes))]
         else:
-            comb = self._combined(n, plan.group_masks, ("plan", plan.spatial, plan.window, plan.shift))
-            groups = [comb[g:g + 1] for g in range(len(plan.group_sizes))]
+            comb = self._combined(n, masks, ("plan", plan.spatial, plan.window, plan.shift))
+            groups = [(comb[g:g + 1], None) for g in range(len(plan.group_sizes))]
         outs = []
-        start = 0
+        # split (not slicing): its backward is one concatenation instead of a zero-filled
+        # full-size gradient per pattern
+        parts = windows.split(plan.group_sizes, 0) if len(plan.group_sizes) > 1 else (windows,)
         for g, size in enumerate(plan.group_sizes):  # <= 2**ndim mask patterns, not windows
-            part = windows[start:start + size].reshape(size * b, n, 3, h, c // h)
+            part = parts[g].reshape(size * b, n, 3, h, c // h)
             q, k, v = part.permute(2, 0, 3, 1, 4).unbind(0)  # [size*B, heads, n, hd] strided views
-            o = attention(q, k, v, bias=groups[g], scale=self.scale, dropout_p=self._drop())
+            o = _window_attention(q, k, v, groups[g][0], groups[g][1], self.scale, self._drop())
             outs.append(o.transpose(1, 2).reshape(size * b * n, c))
-            start += size
         out = outs[0] if len(outs) == 1 else torch.cat(outs, 0)
         out = _gather_rows(out, inv, inv_adj, pad_grad_row=True).view(b, *spatial, c)
         return self.proj_drop(self.proj(out))

@@ -8,8 +8,8 @@ convolutional decoder reuses MONAI's ``UnetrBasicBlock`` / ``UnetrUpBlock`` / ``
 
 >>> import torch
 >>> net = SwinUNETR(in_channels=4, out_channels=3, feature_size=12, depths=(1, 1, 1, 1))
->>> net(torch.randn(1, 4, 32, 32, 32)).shape
-torch.Size([1, 3, 32, 32, 32])
+>>> net(torch.randn(1, 4, 64, 64, 64)).shape
+torch.Size([1, 3, 64, 64, 64])
 
 Pretrained self-supervised encoders (MONAI's ``model_swinvit.pt``, keys ``module.*``, or
 ``swinViT.*`` / ``encoder.*`` state dicts) load with :meth:`SwinUNETR.load_swin_vit`.
@@ -95,7 +95,7 @@ _HYENA_DEFAULTS = {
     "swin_unetr",
     domain="brain_seg",
     tiny={"in_channels": 4, "out_channels": 3, "feature_size": 12, "depths": (1, 1, 1, 1), "num_heads": (3, 3, 3, 3)},
-    example_input=lambda: torch.randn(1, 4, 32, 32, 32),
+    example_input=lambda: torch.randn(1, 4, 64, 64, 64),  # 32^3 leaves a 1-voxel bottleneck
     default={"in_channels": 4, "out_channels": 3, "feature_size": 24},
 )
 class SwinUNETR(nn.Module):
@@ -189,6 +189,7 @@ class SwinUNETR(nn.Module):
         # With MONAI's default instance norm the decoder uses sigplex's blocks (same parameter
         # names; channels-last convs + a fast instance norm); other norms use MONAI's blocks.
         self._fast_decoder = _is_plain_instance(norm_name)
+        self._instance_norm = "instance" in str(norm_name).lower()
 
         def basic(cin, cout):
             if self._fast_decoder:
@@ -235,6 +236,14 @@ class SwinUNETR(nn.Module):
             raise SwinUNETRConfigError(
                 f"SwinUNETR: spatial dimensions {wrong} of input image (spatial shape: {tuple(spatial_shape)}) "
                 f"must be divisible by {self.patch_size}**5 = {div}; crop or pad the input (e.g. 96, 128)")
+        bottleneck = 1
+        for s in spatial_shape:
+            bottleneck *= s // div
+        if bottleneck == 1 and self._instance_norm:
+            raise SwinUNETRConfigError(
+                f"SwinUNETR: input spatial shape {tuple(spatial_shape)} leaves a single voxel at the bottleneck "
+                f"(size / {div} = 1 everywhere); instance norm needs more than one: use at least one dimension "
+                f">= {2 * div} (e.g. {tuple(2 * div for _ in spatial_shape)})")
 
     # -- forward --------------------------------------------------------------------------------
     def forward(self, x_in: torch.Tensor) -> torch.Tensor:

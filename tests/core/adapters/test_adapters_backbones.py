@@ -58,7 +58,9 @@ def test_default_targets_on_backbones(name, kind):
     report = apply_adapter(model, f"{kind}:" + ("r=2" if kind == "lora" else "dim=4"))
     assert report.trainable > 0 and report.share < 0.5
     with torch.no_grad():
-        torch.testing.assert_close(_out(model(x)), y0, atol=0, rtol=0)
+        # zero-initialised adapters add exact zeros; an adapted conv may run through another
+        # (equally exact) kernel than the fused one, hence float-rounding tolerance
+        torch.testing.assert_close(_out(model(x)), y0, atol=1e-5, rtol=1e-5)
     randomize_adapters(model)
     model.train()
     _out(model(x)).square().mean().backward()

@@ -1,0 +1,81 @@
+"""3D shifted-window attention: sigplex vs MONAI 1.6.1, forward and forward+backward.
+
+Two comparisons with the same weights, fp32, 2 threads:
+
+- ``step``: one whole shifted-window attention step on a channels-last grid (what a Swin block
+  does around its attention: MONAI builds the mask, pads, rolls, partitions, attends, reverses,
+  rolls back, crops; sigplex's ``WindowAttention.forward_grid`` uses a cached plan, one gather
+  each way and SDPA). Grid 32^3 x 24 channels, 3 heads, window 7, shift 3 (stage 1 of Swin
+  UNETR at 64^3, feature_size 24); ``--quick``: grid 21^3.
+- ``module``: the ``WindowAttention(x_windows, mask)`` call alone on pre-partitioned windows.
+"""
+from __future__ import annotations
+
+import torch
+
+from benchmarks._timing import median_times_interleaved, row
+
+
+def run(quick: bool = False) -> list[dict]:
+    from monai.networks.nets import swin_unetr as ms
+
+    from sigplex.core.ops.window import WindowAttention, padded_shape
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    dim, heads, window, shift = 24, 3, (7, 7, 7), (3, 3, 3)
+    grid = (21, 21, 21) if quick else (32, 32, 32)
+    block = ms.SwinTransformerBlock(dim, heads, window, shift, qkv_bias=True)
+    block.norm1 = torch.nn.Identity()  # time the attention step only
+    ours = WindowAttention(dim, heads, window, qkv_bias=True)
+    ours.load_state_dict(block.attn.state_dict())
+    repeat = 3 if quick else 5
+    padded = list(padded_shape(grid, window))
+
+    def monai_step(x):
+        mask = ms.compute_mask(padded, window, shift, x.device)  # as BasicLayer does per forward
+        return block.forward_part1(x, mask)
+
+    rows = []
+    x = torch.randn(1, *grid, dim)
+    with torch.no_grad():
+        diff = (ours.forward_grid(x, shift) - monai_step(x)).abs().max().item()
+        t = median_times_interleaved({"ours": lambda: ours.forward_grid(x, shift), "monai": lambda: monai_step(x)},
+                                     repeat=repeat)
+    rows.append(row("window_attention_3d", t["ours"], "monai shifted-window step", t["monai"], mode="forward",
+                    what="step", grid=f"{grid[0]}^3x{dim}", max_abs_diff=float(f"{diff:.1e}")))
+
+    xg = x.clone().requires_grad_()
+
+    def fb(fn):
+        def step():
+            out = fn(xg)
+            out.square().mean().backward()
+            xg.grad = None
+        return step
+
+    t = median_times_interleaved({"ours": fb(lambda v: ours.forward_grid(v, shift)), "monai": fb(monai_step)},
+                                 repeat=repeat)
+    rows.append(row("window_attention_3d", t["ours"], "monai shifted-window step", t["monai"],
+                    mode="forward+backward", what="step", grid=f"{grid[0]}^3x{dim}"))
+
+    # the module alone, on pre-partitioned windows with MONAI's mask
+    mask = ms.compute_mask(padded, window, shift, torch.device("cpu"))
+    xw = torch.randn(mask.shape[0], 343, dim)
+    theirs = block.attn
+    with torch.no_grad():
+        t = median_times_interleaved({"ours": lambda: ours(xw, mask), "monai": lambda: theirs(xw, mask)}, repeat=repeat)
+    rows.append(row("window_attention_3d", t["ours"], "monai WindowAttention", t["monai"], mode="forward",
+                    what="module", windows=int(mask.shape[0])))
+    xwg = xw.clone().requires_grad_()
+
+    def fbm(mod):
+        def step():
+            mod(xwg, mask).square().mean().backward()
+            xwg.grad = None
+        return step
+
+    t = median_times_interleaved({"ours": fbm(ours), "monai": fbm(theirs)}, repeat=repeat)
+    rows.append(row("window_attention_3d", t["ours"], "monai WindowAttention", t["monai"], mode="forward+backward",
+                    what="module", windows=int(mask.shape[0])))
+    return rows
