@@ -113,3 +113,13 @@ def test_init_from_monai_weights_and_onnx_export(tmp_path):
                   "--output", tmp_path / "m.onnx")
     assert res.returncode == 0, res.stderr
     assert float(res.stdout.split("max abs diff vs PyTorch ")[1].rstrip(")\n")) <= 1e-4
+
+
+@pytest.mark.slow
+def test_torchscript_export_matches(run_dir, tmp_path):
+    res = run_cli("export", "--plugin", "brain_seg", "--checkpoint", run_dir, "--format", "torchscript",
+                  "--output", tmp_path / "m.pt")
+    assert res.returncode == 0, res.stderr
+    assert float(res.stdout.split("max abs diff vs PyTorch ")[1].rstrip(")\n")) <= 1e-4
+    loaded = torch.jit.load(str(tmp_path / "m.pt"))
+    assert loaded(torch.zeros(1, 4, 64, 64, 64)).shape == (1, 3, 64, 64, 64)
