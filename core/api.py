@@ -139,14 +139,19 @@ def load_base_weights(task, model, source: str | Path) -> None:
     if loader is not None:
         loader(model, weights, source=str(source))
         return
+    load_state_strict(model, weights, source)
+
+
+def load_state_strict(model, weights: dict, source, what: str = "the model") -> None:
+    """``model.load_state_dict(weights, strict=True)`` with one-line errors naming ``source`` and the keys."""
     missing, unexpected = _diff_keys(model.state_dict(), weights)
     if missing or unexpected:
-        raise UserError(f"{source}: weights do not fit the model (missing {_few(missing)}; unexpected {_few(unexpected)})")
+        raise UserError(f"{source}: weights do not fit {what} (missing {_few(missing)}; unexpected {_few(unexpected)})")
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
-        raise UserError(f"{source}: weights do not fit the model: {first[-1].strip() if first else exc}") from None
+        raise UserError(f"{source}: weights do not fit {what}: {first[-1].strip() if first else exc}") from None
 
 
 def _diff_keys(expected: dict, given: dict) -> tuple[list, list]:

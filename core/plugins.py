@@ -29,7 +29,7 @@ from typing import Any, Callable
 import pluggy
 
 from .errors import UserError
-from .task import TaskSpec
+from .task import TaskSpec, import_factory
 
 PROJECT = "sigplex"
 ENTRY_POINT_GROUP = "sigplex.plugins"
@@ -80,15 +80,7 @@ class ComponentSpec:
     extra: str | None = None
 
     def load(self) -> Any:
-        spec = TaskSpec(self.name, self.description, self.factory, self.requires, self.extra)
-        missing = spec.missing_modules()
-        if missing:
-            fix = f": pip install 'sigplex[{self.extra}]'" if self.extra else ""
-            raise UserError(f"{self.name!r} from plugin {self.plugin!r} needs {', '.join(missing)}{fix}")
-        import importlib
-
-        module_name, _, attr = self.factory.partition(":")
-        return getattr(importlib.import_module(module_name), attr)
+        return import_factory(self.factory, self.requires, self.extra, f"{self.name!r} from plugin {self.plugin!r}")
 
 
 @dataclass

@@ -41,30 +41,38 @@ class TaskSpec:
     models: tuple[str, ...] = ()  # modules whose import registers the task's models
 
     def missing_modules(self) -> list[str]:
-        from importlib.util import find_spec
-
-        missing = []
-        for module in self.requires:
-            try:
-                if find_spec(module) is None:
-                    missing.append(module)
-            except (ImportError, ValueError):
-                missing.append(module)
-        return missing
+        return missing_modules(self.requires)
 
     def load(self) -> "Task":
         """Import the factory and build the Task (this is where torch and domain libraries load)."""
-        missing = self.missing_modules()
-        if missing:
-            fix = f": pip install 'sigplex[{self.extra}]'" if self.extra else ""
-            raise UserError(f"task {self.name!r} needs {', '.join(missing)}{fix}")
-        module_name, _, attr = self.factory.partition(":")
-        module = importlib.import_module(module_name)
-        factory = getattr(module, attr)
-        task = factory()
+        task = import_factory(self.factory, self.requires, self.extra, f"task {self.name!r}")()
         if not isinstance(task, Task):
             raise TypeError(f"{self.factory} returned {type(task).__name__}, expected a sigplex Task")
         return task
+
+
+def missing_modules(requires) -> list[str]:
+    """The modules of ``requires`` that cannot be found (checked with ``find_spec``, nothing imported)."""
+    from importlib.util import find_spec
+
+    missing = []
+    for module in requires:
+        try:
+            if find_spec(module) is None:
+                missing.append(module)
+        except (ImportError, ValueError):
+            missing.append(module)
+    return missing
+
+
+def import_factory(factory: str, requires=(), extra: str | None = None, what: str = "it"):
+    """Import ``"module:attribute"`` after checking ``requires``; a missing module names the pip extra."""
+    missing = missing_modules(requires)
+    if missing:
+        fix = f": pip install 'sigplex[{extra}]'" if extra else ""
+        raise UserError(f"{what} needs {', '.join(missing)}{fix}")
+    module_name, _, attr = factory.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
 
 
 @dataclass

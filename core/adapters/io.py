@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..errors import UserError
+from ..fileio import atomic_write_bytes
 from .base import adapter_module_names, is_adapter_key, merged_stash
 from .spec import parse_specs
 from .inject import AdapterReport, adapter_specs, apply_adapter, has_adapters, summary
@@ -62,28 +61,6 @@ def _fingerprint(params) -> str:
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:  # pragma: no cover - e.g. platforms without directory fsync
-        pass
-
-
 def save_adapter(model: nn.Module, path, *, overwrite: bool = False) -> Path:
     """Write the model's adapters (only) to a safetensors file, atomically. Returns the path.
 
@@ -100,7 +77,7 @@ def save_adapter(model: nn.Module, path, *, overwrite: bool = False) -> Path:
     if not path.parent.is_dir():
         raise UserError(f"{path}: folder {path.parent} does not exist")
     tensors, metadata = adapter_checkpoint(model)
-    _atomic_write(path, save(tensors, metadata=metadata))
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
     return path
 
 

@@ -152,8 +152,6 @@ class Trainer:
             report = apply_adapter(model, self.adapter)
             if self.dist.is_main:
                 print(str(report), flush=True)
-        if not any(p.requires_grad for p in model.parameters()):
-            raise UserError("no trainable parameters: the model is fully frozen")
         return model.to(self.device)
 
     def _model_weights(self, model) -> tuple[dict, dict]:

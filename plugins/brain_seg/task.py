@@ -141,15 +141,9 @@ class BrainSegTask(Task):
         if not full:
             model.load_swin_vit(weights)
             return
-        expected = set(model.state_dict())
-        missing, unexpected = sorted(expected - set(keys)), sorted(set(keys) - expected)
-        if missing or unexpected:
-            raise UserError(f"{source}: weights do not fit SwinUNETR(feature_size={model.swinViT.embed_dim}"
-                            f"...): missing {missing[:3]}, unexpected {unexpected[:3]}")
-        try:
-            model.load_state_dict(weights, strict=True)
-        except RuntimeError as exc:
-            raise UserError(f"{source}: weights do not fit the model: {str(exc).splitlines()[-1].strip()}") from None
+        from sigplex.core.api import load_state_strict
+
+        load_state_strict(model, weights, source, what=f"SwinUNETR(feature_size={model.swinViT.embed_dim}, ...)")
 
     def build_data(self, config, data):
         from .data import build_datasets

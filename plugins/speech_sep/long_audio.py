@@ -66,7 +66,7 @@ def separate_long(separate: Callable[[torch.Tensor], torch.Tensor], mixture, num
         out = np.zeros((num_spks, length), dtype=np.float32)
     else:
         out[...] = 0.0
-    prev_tail = None  # aligned estimate of the previous chunk on [starts[k], prev_end)
+    prev_tail, prev_end = None, 0  # aligned estimate of the previous chunk on [starts[k], prev_end)
     for k, start in enumerate(starts):
         end = min(start + chunk, length)
         seg = mixture[start:end]
