@@ -1,0 +1,28 @@
+"""The benchmark harness: every module has ``run(quick)``, and ``all`` writes one table per benchmark."""
+import importlib
+import inspect
+
+from helpers import ROOT
+
+import benchmarks.__main__ as harness
+
+
+def test_every_benchmark_module_has_run_quick():
+    names = harness.available()
+    assert {"ofdm_nmse", "swin_unetr_train", "window_attention_3d"} <= set(names)
+    for name in names:
+        run = importlib.import_module(f"benchmarks.{name}").run
+        assert "quick" in inspect.signature(run).parameters, name
+
+
+def test_results_table_per_benchmark(tmp_path):
+    rows = [dict(bench="mha", ours_s=1.0, peer="torch", peer_s=2.0, ratio=2.0, length=128, note="fwd only"),
+            dict(bench="mha", ours_s=1.0, peer="torch", peer_s=1.5, ratio=1.5, length=256, note="fwd only"),
+            dict(bench="ofdm_nmse", ours_s=-20.0, peer="ls", peer_s=-15.0, ratio=0.75, snr_db=20)]
+    out = tmp_path / "RESULTS.md"
+    harness.write_results(rows, out, quick=True)
+    text = out.read_text()
+    mha = text.split("## mha")[1].split("## ofdm_nmse")[0]
+    assert "fwd only" in mha and "| ours_s | peer | peer_s | ratio | length |" in mha and mha.count("| 1.0 | torch") == 2
+    assert "| ours_s | peer | peer_s | ratio | snr_db |" in text.split("## ofdm_nmse")[1]
+    assert (ROOT / "benchmarks" / "__main__.py").is_file()
