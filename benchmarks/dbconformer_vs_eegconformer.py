@@ -17,6 +17,7 @@ def _n_params(m) -> int:
 
 def run(quick: bool = False) -> list[dict]:
     from braindecode.models import EEGConformer
+
     from sigplex.plugins.eeg_conformer.dbconformer import DBConformer
 
     torch.manual_seed(0)

@@ -91,7 +91,7 @@ def _exec_torchrun(args, argv: list[str]) -> int:
     from .api import default_run_dir
 
     rest, skip = [], False
-    for i, a in enumerate(argv):
+    for a in argv:
         if skip:
             skip = False
             continue

@@ -2,7 +2,6 @@
 import re
 
 import pytest
-
 from helpers import ROOT, example_plugin_installed
 
 DOCS = ROOT / "docs"

@@ -15,8 +15,17 @@ from typing import Any
 from torch import nn
 
 from ..errors import UserError
-from .base import (PREFIX, Adapter, adapter_module_names, attach, detach, is_adapter_key,
-                   iter_adapters, merged_stash, unsupported_container)
+from .base import (
+    PREFIX,
+    Adapter,
+    adapter_module_names,
+    attach,
+    detach,
+    is_adapter_key,
+    iter_adapters,
+    merged_stash,
+    unsupported_container,
+)
 from .registry import AdapterKind, get_kind
 from .spec import AdapterSpec, parse_specs
 

@@ -20,8 +20,8 @@ from torch import nn
 from ..errors import UserError
 from ..fileio import atomic_write_bytes
 from .base import adapter_module_names, is_adapter_key, merged_stash
-from .spec import parse_specs
 from .inject import AdapterReport, adapter_specs, apply_adapter, has_adapters, summary
+from .spec import parse_specs
 
 FORMAT = "sigplex-adapter/1"
 

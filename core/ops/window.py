@@ -289,7 +289,10 @@ class WindowPlan:
         # last one along each shifted dim.
         group = torch.zeros((), dtype=torch.long, device=device)
         for c, sh in zip(counts, shift):
-            last = (torch.arange(c, device=device) == c - 1).long() if sh > 0 else torch.zeros(c, dtype=torch.long, device=device)
+            if sh > 0:
+                last = (torch.arange(c, device=device) == c - 1).long()
+            else:
+                last = torch.zeros(c, dtype=torch.long, device=device)
             group = group[..., None] * 2 + last
         group = group.reshape(-1)
         order = torch.argsort(group, stable=True)
@@ -422,7 +425,8 @@ class WindowAttention(nn.Module):
         else:
             nw = mask.shape[0]
             # [B, nW*heads, n, hd] so that the [nW*heads, n, n] bias+mask broadcasts over the batch
-            q, k, v = qkv.view(b // nw, nw, n, 3, h, c // h).permute(3, 0, 1, 4, 2, 5).reshape(3, b // nw, nw * h, n, c // h).unbind(0)
+            qkv = qkv.view(b // nw, nw, n, 3, h, c // h).permute(3, 0, 1, 4, 2, 5)
+            q, k, v = qkv.reshape(3, b // nw, nw * h, n, c // h).unbind(0)
             comb = self._combined(n, mask, ("mask", mask.data_ptr(), mask._version, tuple(mask.shape)))
             out = _window_attention(q, k, v, comb.reshape(1, nw * h, n, n), None, self.scale, self._drop())
             out = out.view(b // nw, nw, h, n, c // h).permute(0, 1, 3, 2, 4).reshape(b, n, c)

@@ -23,8 +23,15 @@ from ..errors import UserError
 from ..fileio import atomic_write_text
 from . import checkpoint as ckpt
 from .callbacks import Callback
-from .distributed import (DistInfo, barrier, broadcast_object, gather_objects, init_distributed,
-                          mean_across_ranks, shutdown)
+from .distributed import (
+    DistInfo,
+    barrier,
+    broadcast_object,
+    gather_objects,
+    init_distributed,
+    mean_across_ranks,
+    shutdown,
+)
 from .logging import MetricLogger, Progress
 from .optim import Schedule, build_optimizer
 from .sampler import IndexedItems, ResumableBatchSampler, SeededItems

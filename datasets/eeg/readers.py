@@ -98,7 +98,8 @@ def read_raw(path: str | Path):
     try:
         return mne.io.read_raw(path, preload=True, verbose="error")
     except Exception as exc:
-        raise UserError(f"{path}: MNE cannot read it ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise UserError(f"{path}: MNE cannot read it ({type(exc).__name__}: {first})") from None
 
 
 def load_raw(recording: Recording):

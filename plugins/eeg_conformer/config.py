@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
+
 from sigplex.core.config import OptimConfig, Section, TaskConfig, TrainerConfig
 from sigplex.datasets.eeg.simulate import MI_CLASSES
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from sigplex.core.errors import UserError
 from sigplex.datasets.eeg import find_recordings, load_raw
 from sigplex.datasets.eeg.alignment import euclidean_alignment
@@ -172,7 +173,10 @@ def split(subjects: list[SubjectData], d) -> tuple[list, list, list]:
             v = names.index(d.val_subject)
         else:
             v = (t - 1) % len(names) if len(names) >= 3 else None
-        whole = lambda s: (s, np.arange(len(s.y)))
+
+        def whole(s):
+            return s, np.arange(len(s.y))
+
         train = [whole(s) for k, s in enumerate(subjects) if k not in (t, v)]
         return train, ([whole(subjects[v])] if v is not None else []), [whole(subjects[t])]
     train, val, test = [], [], []

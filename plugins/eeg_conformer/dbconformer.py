@@ -17,9 +17,10 @@ Kernel and pooling sizes default to durations in seconds times ``sfreq`` (63/125
 from __future__ import annotations
 
 import torch
+from torch import nn
+
 from sigplex.core.backbones.transformer import TransformerEncoder
 from sigplex.core.models import register_model
-from torch import nn
 
 
 def _samples(seconds: float, sfreq: float, odd: bool = False) -> int:

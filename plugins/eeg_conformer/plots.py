@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from sigplex.core.fileio import atomic_path, atomic_write_text
 
 
@@ -18,6 +19,7 @@ def write_channel_attention(weights: np.ndarray, channels: list[str], sfreq: flo
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import mne
+
     from sigplex.datasets.eeg.simulate import standard_montage
 
     folder = Path(folder)

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+
 from sigplex.core.errors import UserError
 from sigplex.core.fileio import atomic_write_text
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from sigplex.core.errors import UserError
 from sigplex.core.fileio import atomic_path
 from sigplex.core.task import DataSplits, Task
@@ -117,6 +118,7 @@ class _EEGTask(Task):
     def _windows_from_input(self, inputs, config):
         """``(x [n, C, T] volts, onsets, events or None, source)`` from a path, Raw, Epochs or array."""
         import mne
+
         from sigplex.datasets.eeg import read_raw
         from sigplex.datasets.eeg.preprocess import check_channels, check_signal
 
@@ -298,8 +300,9 @@ class SeizureTask(_EEGTask):
 
         def scores(mask, suffix=""):
             sens, spec = M.sensitivity_specificity(y[mask], pred[mask])
-            return {f"sensitivity{suffix}": sens, f"specificity{suffix}": spec, f"auroc{suffix}": M.auroc(y[mask], score[mask]),
-                    f"false_alarms_per_hour{suffix}": M.false_alarms_per_hour(y[mask], pred[mask], dataset.recording[mask], stride)}
+            alarms = M.false_alarms_per_hour(y[mask], pred[mask], dataset.recording[mask], stride)
+            return {f"sensitivity{suffix}": sens, f"specificity{suffix}": spec,
+                    f"auroc{suffix}": M.auroc(y[mask], score[mask]), f"false_alarms_per_hour{suffix}": alarms}
 
         everything = np.ones(len(y), dtype=bool)
         out = {"loss": float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)).mean()),

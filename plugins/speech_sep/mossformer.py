@@ -16,7 +16,6 @@ Models take ``[B, T]`` (or ``[B, 1, T]``) waveforms and return ``[B, spks, T]``.
 """
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import nn

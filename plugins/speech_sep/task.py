@@ -21,8 +21,14 @@ from pydantic import Field
 from sigplex.core.config import OptimConfig, Section, TaskConfig, TrainerConfig
 from sigplex.core.errors import UserError
 from sigplex.core.task import DataSplits, Task
-from sigplex.datasets.audio import (DynamicMixDataset, SeparationDataset, discover_splits, read_audio, resample,
-                                    write_audio)
+from sigplex.datasets.audio import (
+    DynamicMixDataset,
+    SeparationDataset,
+    discover_splits,
+    read_audio,
+    resample,
+    write_audio,
+)
 
 from .long_audio import separate_long
 from .losses import PITLossWrapper, pairwise_neg_sisdr, perceptual_metrics, reorder, separation_metrics

@@ -22,8 +22,16 @@ from sigplex.core.config import OptimConfig, Section, TaskConfig, TrainerConfig
 from sigplex.core.errors import UserError
 from sigplex.core.fileio import atomic_path
 from sigplex.core.task import DataSplits, Task
-from sigplex.datasets.tabular import (Scaler, SeriesFrame, WindowDataset, embedded_csv, future_dates, plan_splits,
-                                      read_series, write_series)
+from sigplex.datasets.tabular import (
+    Scaler,
+    SeriesFrame,
+    WindowDataset,
+    embedded_csv,
+    future_dates,
+    plan_splits,
+    read_series,
+    write_series,
+)
 
 MODEL_NAMES = ("itransformer", "tsmixer", "dctnet")
 

@@ -9,7 +9,9 @@ NAMES = [n for n in registry.list_models() if registry.model_entry(n).domain != 
 
 
 def first_tensor(out):
-    return out if isinstance(out, torch.Tensor) else first_tensor(out[0] if isinstance(out, (list, tuple)) else next(iter(out.values())))
+    if isinstance(out, torch.Tensor):
+        return out
+    return first_tensor(out[0] if isinstance(out, (list, tuple)) else next(iter(out.values())))
 
 
 def test_some_models_are_registered():

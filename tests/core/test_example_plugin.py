@@ -4,7 +4,6 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from helpers import needs_example, run_cli
 
 pytestmark = needs_example

@@ -4,12 +4,11 @@ import sys
 import textwrap
 
 import pytest
+from helpers import ROOT, needs_example, run_cli
 
 from sigplex.core.errors import UserError
 from sigplex.core.plugins import HOOK_NAMES, HookSpecs, PluginManager, hookimpl
 from sigplex.core.task import TaskSpec
-
-from helpers import ROOT, needs_example, run_cli
 
 
 class Good:

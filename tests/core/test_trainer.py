@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import needs_example, run_cli
 from safetensors.torch import load_file
 
 from sigplex.core.errors import UserError
 from sigplex.core.train import checkpoint as ckpt
-
-from helpers import needs_example, run_cli
 
 pytestmark = needs_example
 

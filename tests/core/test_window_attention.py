@@ -106,7 +106,8 @@ def make_attn(dim=12, heads=3, window=(3, 3, 3), dtype=torch.float32, seed=0):
 
 
 # ---------------------------------------------------------------- pure ops
-@pytest.mark.parametrize("shape,window", [((2, 6, 9, 4, 5), (3, 3, 2)), ((3, 8, 6, 7), (4, 3)), ((1, 7, 7, 7, 2), (7, 7, 7))])
+@pytest.mark.parametrize("shape,window",
+                         [((2, 6, 9, 4, 5), (3, 3, 2)), ((3, 8, 6, 7), (4, 3)), ((1, 7, 7, 7, 2), (7, 7, 7))])
 def test_partition_and_reverse_match_naive(shape, window):
     x = torch.randn(shape)
     wins = window_partition(x, window)

@@ -5,8 +5,14 @@ import soundfile as sf
 import torch
 
 from sigplex.core.errors import UserError
-from sigplex.datasets.audio import (DynamicMixDataset, SeparationDataset, discover_splits, read_folder,
-                                    read_librimix_csv, read_wsj0_scp)
+from sigplex.datasets.audio import (
+    DynamicMixDataset,
+    SeparationDataset,
+    discover_splits,
+    read_folder,
+    read_librimix_csv,
+    read_wsj0_scp,
+)
 
 SR = 8000
 

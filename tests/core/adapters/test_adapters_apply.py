@@ -5,9 +5,9 @@ import copy
 
 import pytest
 import torch
+from adapter_testmodels import Block, ConvNet, TinyTransformer, Wrapper, randomize_adapters
 from torch import nn
 
-from adapter_testmodels import Block, ConvNet, TinyTransformer, Wrapper, randomize_adapters
 from sigplex.core.adapters import apply_adapter, has_adapters, remove_adapters, summary, trainable_parameters
 from sigplex.core.errors import UserError
 

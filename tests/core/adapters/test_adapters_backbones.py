@@ -5,8 +5,8 @@ import importlib
 
 import pytest
 import torch
-
 from adapter_testmodels import randomize_adapters
+
 from sigplex.core.adapters import apply_adapter, merge_adapters
 
 

@@ -5,11 +5,20 @@ import json
 
 import pytest
 import torch
+from adapter_testmodels import ConvNet, TinyTransformer, randomize_adapters
 from safetensors import safe_open
 
-from adapter_testmodels import ConvNet, TinyTransformer, randomize_adapters
-from sigplex.core.adapters import (adapter_checkpoint, adapter_state_dict, load_adapter_checkpoint, apply_adapter, base_fingerprint, has_adapters,
-                                   load_adapter, save_adapter, summary)
+from sigplex.core.adapters import (
+    adapter_checkpoint,
+    adapter_state_dict,
+    apply_adapter,
+    base_fingerprint,
+    has_adapters,
+    load_adapter,
+    load_adapter_checkpoint,
+    save_adapter,
+    summary,
+)
 from sigplex.core.errors import UserError
 
 X = torch.randn(2, 5, 16)

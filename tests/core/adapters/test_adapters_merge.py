@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from adapter_testmodels import ConvNet, TinyTransformer, randomize_adapters
-from sigplex.core.adapters import (apply_adapter, has_adapters, merge_adapters, save_adapter, summary,
-                                   unmerge_adapters)
+
+from sigplex.core.adapters import apply_adapter, has_adapters, merge_adapters, save_adapter, summary, unmerge_adapters
 from sigplex.core.errors import UserError
 
 X_TOK = torch.randn(2, 5, 16)

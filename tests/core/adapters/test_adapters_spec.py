@@ -3,12 +3,21 @@ from __future__ import annotations
 
 import pytest
 import torch
+from adapter_testmodels import Block
 from torch import nn
 
-from adapter_testmodels import Block
-from sigplex.core.adapters import (Adapter, AdapterKind, AdapterSpec, LoRASpec, adapter_kinds,
-                                   apply_adapter, parse_specs, register_adapter_kind, spec_field)
-from sigplex.core.adapters import registry
+from sigplex.core.adapters import (
+    Adapter,
+    AdapterKind,
+    AdapterSpec,
+    LoRASpec,
+    adapter_kinds,
+    apply_adapter,
+    parse_specs,
+    register_adapter_kind,
+    registry,
+    spec_field,
+)
 from sigplex.core.errors import UserError
 
 

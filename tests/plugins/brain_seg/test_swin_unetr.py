@@ -8,7 +8,7 @@ monai_nets = pytest.importorskip("monai.networks.nets")
 
 from sigplex.core.errors import UserError  # noqa: E402
 from sigplex.core.models import create_model, model_entry  # noqa: E402
-from sigplex.plugins.brain_seg.swin_unetr import SwinUNETR, SwinUNETRConfigError  # noqa: E402
+from sigplex.plugins.brain_seg.swin_unetr import SwinUNETR  # noqa: E402
 
 CONFIGS = [
     (dict(feature_size=12), (1, 4, 64, 32, 32)),

@@ -4,7 +4,6 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from helpers import run_cli
 
 pytest.importorskip("monai")

@@ -2,7 +2,6 @@
 import sys
 
 import pytest
-
 from helpers import ROOT
 
 

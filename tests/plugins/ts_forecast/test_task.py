@@ -105,7 +105,8 @@ def test_data_errors_through_the_task(tmp_path):
     with pytest.raises(UserError, match=r"tiny\.csv: the series has 150 rows but lookback \+ horizon"):
         task.build_data(cfg, path)
     cfg = resolve_config(ForecastConfig, overrides=["model.n_vars=7"])
-    with pytest.raises(UserError, match=r"tiny\.csv: has 1 series but the model is configured for 7; pass --set model.n_vars=1"):
+    msg = r"tiny\.csv: has 1 series but the model is configured for 7; pass --set model.n_vars=1"
+    with pytest.raises(UserError, match=msg):
         task.build_data(cfg, path)
     # without n_vars the task takes it from the data
     long = pd.DataFrame({"date": pd.date_range("2020-01-01", periods=2000, freq="h"), "a": np.arange(2000.0),
