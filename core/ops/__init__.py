@@ -1,4 +1,4 @@
-"""Accelerated kernels shared by every domain: attention in its several forms."""
+"""Accelerated kernels shared by every domain: attention in its several forms, and robust batched solves."""
 from .attention import (
     attention,
     attention_reference,
@@ -19,13 +19,14 @@ __all__ = [
 
 from .attention import MultiHeadAttention
 from .gated_attention import ConvModule, FFConvM, GatedAttentionUnit, OffsetScale, ScaleNorm, mixed_chunk_attention
+from .linalg import solve_psd
 from .linear_attention import elu_feature_map, linear_attention, relu_feature_map
 from .rotary import RotaryEmbedding, apply_rotary, rotary_angles
 
 __all__ += [
     "MultiHeadAttention",
     "ConvModule", "FFConvM", "GatedAttentionUnit", "OffsetScale", "ScaleNorm", "mixed_chunk_attention",
-    "elu_feature_map", "linear_attention", "relu_feature_map",
+    "elu_feature_map", "linear_attention", "relu_feature_map", "solve_psd",
     "RotaryEmbedding", "apply_rotary", "rotary_angles",
 ]
 

@@ -19,6 +19,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from sigplex.core.ops.linalg import solve_psd
 from sigplex.datasets.ofdm import CHANNEL_MODELS, OFDMGrid
 from sigplex.datasets.ofdm.channels import SPEED_OF_LIGHT
 
@@ -93,7 +94,7 @@ def lmmse_2d(ls, rf, rt, no, grid: OFDMGrid = OFDMGrid()) -> torch.Tensor:
     rpp = (rf[:, pf][:, :, None, pf, None] * rt[:, ps][:, None, :, None, ps]).reshape(B, P, P)
     eye = torch.eye(P, dtype=rpp.dtype)
     a = rpp + torch.as_tensor(no, dtype=torch.float64).reshape(B, 1, 1) * eye
-    x = torch.linalg.solve(a, torch.as_tensor(ls).reshape(B, P, 1).to(rpp.dtype))
+    x = solve_psd(a, torch.as_tensor(ls).reshape(B, P, 1).to(rpp.dtype))  # Hermitian PD: Cholesky
     return (rhp @ x).reshape(B, grid.n_subcarriers, grid.n_symbols).to(torch.complex64)
 
 
