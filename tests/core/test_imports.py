@@ -56,3 +56,6 @@ def test_wheel_installs_only_the_sigplex_namespace(tmp_path):
             rel = init.relative_to(ROOT / folder).as_posix()
             assert f"{package}/{rel}" in names, f"{package}/{rel} missing from the wheel"
     assert "sigplex/__init__.py" not in names  # sigplex is a namespace package
+    # data shipped inside packages: the speech corpus and the trained OFDM weights
+    assert "sigplex/plugins/ofdm_chest/weights/adafortitran.safetensors" in names
+    assert any(n.startswith("sigplex/plugins/speech_sep/data/") and n.endswith(".flac") for n in names)

@@ -1,0 +1,43 @@
+"""The shipped AdaFortiTran weights: the default model trained for 60 minutes on 2 CPU cores.
+
+Trained by ``python -m benchmarks.ofdm_nmse --train 60`` on fresh TDL-A grids over the
+paper's training ranges (SNR 0-30 dB, delay spread 50-350 ns, Doppler 200-1400 Hz) with the
+``nmse_db`` loss, and stored in float16 (``weights/adafortitran.safetensors``). Use them to
+estimate directly, or to start a run: ``platform train --plugin ofdm_chest --init-from PATH``.
+
+>>> from sigplex.plugins.ofdm_chest.pretrained import load_pretrained
+>>> model = load_pretrained()  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+WEIGHTS = Path(__file__).resolve().parent / "weights" / "adafortitran.safetensors"
+
+
+def load_pretrained(path: str | Path = WEIGHTS):
+    """The default-size :class:`AdaFortiTran` (eval mode, float32) with the shipped (or given) weights."""
+    from sigplex.core.api import load_state_strict
+    from sigplex.core.fileio import load_weights_file
+
+    from .adafortitran import AdaFortiTran
+
+    model = AdaFortiTran(dropout=0.0)
+    state = {k: v.float() for k, v in load_weights_file(path).items()}
+    load_state_strict(model, state, str(path))
+    return model.eval()
+
+
+def save_half(state: dict, path: str | Path, metadata: dict | None = None) -> Path:
+    """Write a state_dict as float16 safetensors, atomically (floating tensors only are cast)."""
+    from safetensors.torch import save_file
+
+    from sigplex.core.fileio import atomic_path
+
+    half = {k: (v.half() if v.is_floating_point() else v).detach().contiguous() for k, v in state.items()}
+    with atomic_path(Path(path), overwrite=True) as tmp:
+        save_file(half, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+    return Path(path)
+
+
+__all__ = ["WEIGHTS", "load_pretrained", "save_half"]

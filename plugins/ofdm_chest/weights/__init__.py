@@ -1,0 +1,1 @@
+"""Shipped AdaFortiTran weights (float16 safetensors); see :mod:`sigplex.plugins.ofdm_chest.pretrained`."""

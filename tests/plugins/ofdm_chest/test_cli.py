@@ -1,0 +1,57 @@
+"""ofdm_chest through the CLI: fine-tune the shipped weights (cpu60 recipe), evaluate, predict, bad input."""
+import json
+
+import numpy as np
+import pytest
+from helpers import run_cli
+
+pytest.importorskip("sionna")
+
+SMALL = ["--set", "data.train_size=32", "--set", "data.val_size=12", "--set", "data.test_size=12",
+         "--set", "trainer.val_every=2", "--set", "trainer.checkpoint_every=2", "--set", "trainer.eval_batch_size=12"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from sigplex.plugins.ofdm_chest.pretrained import WEIGHTS
+
+    tmp = tmp_path_factory.mktemp("ofdm")
+    env = {"SIGPLEX_CACHE": str(tmp / "cache")}
+    out = tmp / "run"
+    res = run_cli("train", "--plugin", "ofdm_chest", "--config", "cpu60", "--init-from", WEIGHTS, "--max-steps", 2,
+                  "--out", out, *SMALL, env=env)
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def test_fine_tuned_run_keeps_the_shipped_quality(run_dir):
+    summary = json.loads((run_dir / "summary.json").read_text())
+    test = summary["test"]
+    assert summary["steps"] == 2
+    # two small bf16 steps from the shipped weights cannot undo 60 minutes of training
+    assert test["nmse_db"] < test["nmse_db_ls"] - 2.0, test
+    table = (run_dir / "plots" / "nmse_table.csv").read_text().splitlines()
+    assert table[0] == "axis,lo,hi,n,nmse_db_model,nmse_db_ls,nmse_db_lmmse,nmse_db_genie"
+    assert (run_dir / "plots" / "nmse_vs_snr.png").is_file()
+
+
+def test_predict_writes_estimates_and_refuses_bad_input(run_dir, tmp_path):
+    from sigplex.datasets.ofdm import generate
+
+    d = generate(5, 77)
+    src = tmp_path / "ls.npz"
+    np.savez(src, ls=d["ls"], snr_db=d["cond"][:, 1], delay_spread_ns=d["cond"][:, 2], doppler_hz=d["cond"][:, 3])
+    out = tmp_path / "est.npz"
+    res = run_cli("predict", "--plugin", "ofdm_chest", "--checkpoint", run_dir, "--input", src, "--output", out)
+    assert res.returncode == 0, res.stderr
+    with np.load(out) as z:
+        assert z["h_hat"].shape == (5, 120, 14) and np.iscomplexobj(z["h_hat"])
+        err = np.sum(np.abs(z["h_hat"] - d["h"]) ** 2) / np.sum(np.abs(d["h"]) ** 2)
+    assert 10 * np.log10(err) < -3.0
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, ls=d["ls"][:, :6])
+    res = run_cli("predict", "--plugin", "ofdm_chest", "--checkpoint", run_dir, "--input", bad,
+                  "--output", tmp_path / "x.npz")
+    assert res.returncode == 2
+    assert "bad.npz: key 'ls' has shape [5, 6, 2]; expected [N, 12, 2]" in res.stderr
+    assert "Traceback" not in res.stderr
