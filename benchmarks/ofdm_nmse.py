@@ -13,8 +13,6 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ._timing import row
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "plugins" / "ofdm_chest" / "weights" / "adafortitran.safetensors"
@@ -32,6 +30,7 @@ def train(minutes: float = 60.0, out: Path = WEIGHTS, loss: str = "nmse_db", pre
     """
     import torch
 
+    from sigplex.core.train.optim import build_optimizer
     from sigplex.datasets.ofdm import generate, to_item
     from sigplex.plugins.ofdm_chest.pretrained import save_half
     from sigplex.plugins.ofdm_chest.task import ChestConfig, ChestTask, grid_of
@@ -44,7 +43,7 @@ def train(minutes: float = 60.0, out: Path = WEIGHTS, loss: str = "nmse_db", pre
     batch, lr, warmup = config.trainer.batch_size, config.optim.lr, config.optim.warmup_steps
     floor = config.optim.min_lr_ratio
     model = task.build_model(config).train()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = build_optimizer(model.parameters(), config.optim)  # Adam, lr 1e-3
     start, step, last_save, ema = time.time(), 0, time.time(), None
     budget = minutes * 60
 
@@ -57,8 +56,7 @@ def train(minutes: float = 60.0, out: Path = WEIGHTS, loss: str = "nmse_db", pre
         for g in opt.param_groups:  # warm-up, then cosine over the wall-clock budget down to ``floor``
             g["lr"] = lr * min(1.0, (step + 1) / warmup) * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * frac)))
         d = generate(batch, seed * 1_000_003 + step, grid, cond)
-        items = [to_item(d["h"][i], d["ls"][i], d["cond"][i]) for i in range(batch)]
-        b = {k: torch.stack([it[k] for it in items]) for k in ("ls", "h", "priors")}
+        b = to_item(d["h"], d["ls"], d["cond"])
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             value = task.training_step(model, b, config)
         opt.zero_grad()
@@ -85,10 +83,10 @@ def run(quick: bool = False) -> list[dict]:
     """
     import torch
 
-    from sigplex.datasets.ofdm import Conditions, generate
+    from sigplex.datasets.ofdm import Conditions, generate, to_item
     from sigplex.plugins.ofdm_chest.baselines import BASELINES
     from sigplex.plugins.ofdm_chest.pretrained import load_pretrained
-    from sigplex.plugins.ofdm_chest.task import nmse_db
+    from sigplex.plugins.ofdm_chest.task import nmse_db, to_complex
 
     note = "ours_s/peer_s are NMSE in dB (lower is better), not seconds; gain_db = peer - ours"
     if not WEIGHTS.is_file():
@@ -100,11 +98,9 @@ def run(quick: bool = False) -> list[dict]:
     for snr in (0, 5, 10, 15, 20, 25):
         d = generate(per_snr, 90_000 + snr, cond=Conditions(snr_points=(float(snr),), delay_spread_ns=(50.0, 300.0),
                                                            doppler_hz=(200.0, 1000.0)))
-        h = torch.as_tensor(d["h"])
-        ls = torch.as_tensor(np.stack([d["ls"].real, d["ls"].imag], 1), dtype=torch.float32)
+        h, b = torch.as_tensor(d["h"]), to_item(d["h"], d["ls"], d["cond"])
         with torch.no_grad():
-            est = model(ls, torch.as_tensor(d["cond"][:, 1:]))
-        ours = nmse_db(torch.complex(est[:, 0], est[:, 1]), h)
+            ours = nmse_db(to_complex(model(b["ls"], b["priors"])), h)
         peers = {name: nmse_db(fn(d["ls"], d["cond"]), h) for name, fn in BASELINES.items()}
         for name, val in peers.items():
             rows.append(row("ofdm_nmse", ours, name, val, snr_db=snr, n_grids=per_snr, nmse_db_adafortitran=round(ours, 3),

@@ -148,11 +148,15 @@ def generate(n: int, seed: int, grid: OFDMGrid = OFDMGrid(), cond: Conditions = 
 
 
 def to_item(h: np.ndarray, ls: np.ndarray, cond: np.ndarray) -> dict[str, torch.Tensor]:
-    """One dataset item: real/imag stacked first (``h`` ``[2, F, S]``, ``ls`` ``[2, n_pf, n_ps]``), priors, conditions."""
+    """One dataset item: real/imag stacked (``h`` ``[2, F, S]``, ``ls`` ``[2, n_pf, n_ps]``), priors, conditions.
+
+    Given a whole :func:`generate` output (a leading batch dim), it returns the batch as the
+    trainer would collate it: ``h`` ``[n, 2, F, S]``, ``ls`` ``[n, 2, n_pf, n_ps]``, ``priors`` ``[n, 3]``.
+    """
     return {
-        "ls": torch.from_numpy(np.stack([ls.real, ls.imag]).astype(np.float32)),
-        "h": torch.from_numpy(np.stack([h.real, h.imag]).astype(np.float32)),
-        "priors": torch.from_numpy(np.asarray(cond[1:4], np.float32)),
+        "ls": torch.from_numpy(np.stack([ls.real, ls.imag], -3).astype(np.float32)),
+        "h": torch.from_numpy(np.stack([h.real, h.imag], -3).astype(np.float32)),
+        "priors": torch.from_numpy(np.asarray(cond[..., 1:4], np.float32)),
         "cond": torch.from_numpy(np.asarray(cond, np.float32)),
     }
 

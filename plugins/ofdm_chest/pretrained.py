@@ -30,13 +30,12 @@ def load_pretrained(path: str | Path = WEIGHTS):
 
 def save_half(state: dict, path: str | Path, metadata: dict | None = None) -> Path:
     """Write a state_dict as float16 safetensors, atomically (floating tensors only are cast)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    from sigplex.core.fileio import atomic_path
+    from sigplex.core.fileio import atomic_write_bytes
 
     half = {k: (v.half() if v.is_floating_point() else v).detach().contiguous() for k, v in state.items()}
-    with atomic_path(Path(path), overwrite=True) as tmp:
-        save_file(half, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+    atomic_write_bytes(path, save(half, metadata={k: str(v) for k, v in (metadata or {}).items()}))
     return Path(path)
 
 
