@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ops.attention import MultiHeadAttention
-from .transformer import Mlp
+from .transformer import BlockStack, Mlp
 
 
 class ConformerConvModule(nn.Module):
@@ -97,7 +97,7 @@ class ConformerBlock(nn.Module):
         return self.norm(x)
 
 
-class ConformerEncoder(nn.Module):
+class ConformerEncoder(BlockStack):
     """A stack of ``depth`` :class:`ConformerBlock` s: ``[B, T, dim] -> [B, T, dim]``.
 
     ``forward(x, bias=None, mask=None, key_padding_mask=None)``: ``mask`` True = attend,
@@ -120,19 +120,6 @@ class ConformerEncoder(nn.Module):
                            attn_scale, causal)
             for _ in range(depth)
         )
-
-    def forward_intermediates(self, x, bias=None, mask=None, key_padding_mask=None) -> list[torch.Tensor]:
-        """Every block's output ``[B, T, dim]``."""
-        outs = []
-        for block in self.blocks:
-            x = block(x, bias=bias, mask=mask, key_padding_mask=key_padding_mask)
-            outs.append(x)
-        return outs
-
-    def forward(self, x, bias=None, mask=None, key_padding_mask=None):
-        for block in self.blocks:
-            x = block(x, bias=bias, mask=mask, key_padding_mask=key_padding_mask)
-        return x
 
 
 __all__ = ["ConformerBlock", "ConformerConvModule", "ConformerEncoder"]

@@ -77,7 +77,29 @@ class TransformerBlock(nn.Module):
         return x + self.drop(self.mlp(self.norm2(x)))
 
 
-class TransformerEncoder(nn.Module):
+class BlockStack(nn.Module):
+    """Runs ``self.blocks`` in turn, each called as ``block(x, bias=, mask=, key_padding_mask=)``.
+
+    The shared body of :class:`TransformerEncoder` and the conformer encoder.
+    """
+
+    blocks: nn.ModuleList
+
+    def forward_intermediates(self, x, bias=None, mask=None, key_padding_mask=None) -> list[torch.Tensor]:
+        """Every block's output ``[B, T, dim]`` (before any final norm)."""
+        outs = []
+        for block in self.blocks:
+            x = block(x, bias=bias, mask=mask, key_padding_mask=key_padding_mask)
+            outs.append(x)
+        return outs
+
+    def forward(self, x, bias=None, mask=None, key_padding_mask=None):
+        for block in self.blocks:
+            x = block(x, bias=bias, mask=mask, key_padding_mask=key_padding_mask)
+        return x
+
+
+class TransformerEncoder(BlockStack):
     """A stack of ``depth`` pre-LN :class:`TransformerBlock` s (+ final LayerNorm): ``[B, T, dim] -> [B, T, dim]``.
 
     ``attn_scale`` overrides ``1/sqrt(dim/heads)`` in every block; ``dropout`` is used in the
@@ -99,18 +121,8 @@ class TransformerEncoder(nn.Module):
         )
         self.norm = nn.LayerNorm(dim, eps=norm_eps) if final_norm else nn.Identity()
 
-    def forward_intermediates(self, x, bias=None, mask=None, key_padding_mask=None) -> list[torch.Tensor]:
-        """Every block's output ``[B, T, dim]`` (before the final norm)."""
-        outs = []
-        for block in self.blocks:
-            x = block(x, bias=bias, mask=mask, key_padding_mask=key_padding_mask)
-            outs.append(x)
-        return outs
-
     def forward(self, x, bias=None, mask=None, key_padding_mask=None):
-        for block in self.blocks:
-            x = block(x, bias=bias, mask=mask, key_padding_mask=key_padding_mask)
-        return self.norm(x)
+        return self.norm(super().forward(x, bias=bias, mask=mask, key_padding_mask=key_padding_mask))
 
 
-__all__ = ["Mlp", "TransformerBlock", "TransformerEncoder", "make_activation"]
+__all__ = ["BlockStack", "Mlp", "TransformerBlock", "TransformerEncoder", "make_activation"]
