@@ -15,9 +15,15 @@ from typing import Any, Iterable
 
 import yaml
 
+from .compat import V1TaskAdapter, is_v1_run, prepare
 from .config import resolve_config
 from .errors import UserError
 from .plugins import PluginManager, get_plugin_manager
+from .task import Prepared, load_state
+from .weights import load_base_weights, load_state_strict
+
+__all__ = ["RunDir", "fit", "load_task", "load_run", "load_pretrained", "evaluate", "predict", "export",
+           "cross_validate", "as_overrides", "Predictor", "load_base_weights", "load_state_strict"]
 
 
 @dataclass
@@ -46,19 +52,39 @@ class RunDir:
 
     @property
     def config_dict(self) -> dict:
-        return yaml.safe_load((self.path / "config.yaml").read_text()) or {}
+        f = self.path / "config.yaml"
+        if not f.is_file():
+            raise UserError(f"{self.path}: config.yaml is missing; not a sigplex run directory")
+        return yaml.safe_load(f.read_text()) or {}
 
     @property
     def metrics_csv(self) -> Path:
         return self.path / "metrics.csv"
 
 
-def _task_and_config(plugin: str, task: str | None, config=None, overrides=None, pm: PluginManager | None = None):
+def as_overrides(overrides) -> list[str]:
+    """``{"a.b": 1}`` or ``["a.b=1"]`` or None -> ``["a.b=1"]``."""
+    if overrides is None:
+        return []
+    if isinstance(overrides, dict):
+        return [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in overrides.items()]
+    return list(overrides)
+
+
+def load_task(plugin: str, task: str | None = None, *, config=None, overrides=None, pm: PluginManager | None = None,
+              override_label: str = "overrides", v1: bool = False):
+    """``(spec, task, config)``: a plugin's task, built, and its resolved config.
+
+    ``config`` is a YAML path, a preset name or a dict; ``overrides`` dotted ``key=value`` items.
+    """
     pm = pm or get_plugin_manager()
     spec = pm.task(plugin, task)
     task_obj = spec.load()
-    cfg = resolve_config(task_obj.config_class, base=dict(task_obj.defaults), config=config,
-                         presets=dict(task_obj.presets), overrides=overrides)
+    if v1 and not isinstance(task_obj, V1TaskAdapter):
+        task_obj = V1TaskAdapter(task_obj)
+    cfg = resolve_config(task_obj.config_class, base=dict(getattr(task_obj, "defaults", {}) or {}), config=config,
+                         presets=dict(task_obj.presets), overrides=as_overrides(overrides),
+                         override_label=override_label)
     return spec, task_obj, cfg
 
 
@@ -72,10 +98,20 @@ def default_run_dir(plugin: str, task: str) -> Path:
     return path
 
 
+def _reusable(path: Path) -> bool:
+    """An --out folder may be reused when empty, or when a failed run left it without checkpoints."""
+    if not path.exists():
+        return True
+    names = {p.name for p in path.iterdir()}
+    return not names or (names <= {"config.yaml", "run.json", "metrics.csv", "prepared.json", "prepared.safetensors"}
+                         and "checkpoints" not in names)
+
+
 def fit(plugin: str, *, task: str | None = None, data: str | Path | None = None, config=None,
         overrides: dict | list | None = None, adapter: str | None = None, init_from: str | Path | None = None,
         max_steps: int | None = None, out: str | Path | None = None, resume: str | Path | None = None,
-        device: str | None = None, callbacks: Iterable = (), pm: PluginManager | None = None) -> RunDir:
+        device: str | None = None, callbacks: Iterable = (), pm: PluginManager | None = None,
+        override_label: str = "overrides") -> RunDir:
     """Train a task (``platform train``); returns the run directory.
 
     ``resume=RUN_DIR`` continues that run exactly, with its saved config (``max_steps``
@@ -83,7 +119,7 @@ def fit(plugin: str, *, task: str | None = None, data: str | Path | None = None,
     """
     from .train import Trainer
 
-    overrides = _as_list(overrides)
+    overrides = as_overrides(overrides)
     if max_steps is not None:
         overrides.append(f"trainer.max_steps={int(max_steps)}")
     if device is not None:
@@ -91,17 +127,18 @@ def fit(plugin: str, *, task: str | None = None, data: str | Path | None = None,
     if resume is not None:
         run = RunDir(Path(resume))
         info = run.info
-        if info.get("plugin") != plugin:
+        if plugin is not None and info.get("plugin") != plugin:
             raise UserError(f"--resume {resume}: that run is of plugin {info.get('plugin')!r}, not {plugin!r}")
-        spec, task_obj, cfg = _task_and_config(plugin, info.get("task"), config=run.config_dict,
-                                               overrides=overrides, pm=pm)
+        spec, task_obj, cfg = load_task(info["plugin"], info.get("task"), config=run.config_dict,
+                                        overrides=overrides, pm=pm, override_label=override_label)
         trainer = Trainer(task_obj, cfg, run.path, callbacks=callbacks, adapter=info.get("adapter"),
                           init_from=info.get("init_from"), run_info=info)
         trainer.fit(data=data if data is not None else info.get("data"), resume=True)
         return run
-    spec, task_obj, cfg = _task_and_config(plugin, task, config=config, overrides=overrides, pm=pm)
+    spec, task_obj, cfg = load_task(plugin, task, config=config, overrides=overrides, pm=pm,
+                                    override_label=override_label)
     run_path = Path(out) if out is not None else default_run_dir(plugin, spec.name)
-    if run_path.exists() and any(run_path.iterdir()):
+    if not _reusable(run_path):
         raise UserError(f"--out {run_path}: already exists and is not empty; use --resume to continue it")
     if data is not None and not Path(data).exists():
         raise UserError(f"--data {data}: no such file or folder")
@@ -114,92 +151,68 @@ def fit(plugin: str, *, task: str | None = None, data: str | Path | None = None,
     return RunDir(run_path)
 
 
-def _as_list(overrides) -> list[str]:
-    if overrides is None:
-        return []
-    if isinstance(overrides, dict):
-        return [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in overrides.items()]
-    return list(overrides)
-
-
-def load_base_weights(task, model, source: str | Path) -> None:
-    """Load full base weights into ``model`` from a run dir, a checkpoint folder or a weights file."""
-    from .fileio import load_weights_file
-    from .train import checkpoint as ckpt
-
-    source = Path(source)
-    if source.is_dir():
-        path = ckpt.pick_checkpoint(source)
-        weights, meta = ckpt.load_checkpoint_weights(path)
-        if meta.get("adapter"):
-            raise UserError(f"--init-from {source}: holds adapter weights only; give the base model's run or weights")
-    else:
-        weights = load_weights_file(source)
-    loader = getattr(task, "load_weights", None)
-    if loader is not None:
-        loader(model, weights, source=str(source))
-        return
-    load_state_strict(model, weights, source)
-
-
-def load_state_strict(model, weights: dict, source, what: str = "the model") -> None:
-    """``model.load_state_dict(weights, strict=True)`` with one-line errors naming ``source`` and the keys."""
-    missing, unexpected = _diff_keys(model.state_dict(), weights)
-    if missing or unexpected:
-        raise UserError(f"{source}: weights do not fit {what} (missing {_few(missing)}; unexpected {_few(unexpected)})")
-    try:
-        model.load_state_dict(weights, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise UserError(f"{source}: weights do not fit {what}: {first[-1].strip() if first else exc}") from None
-
-
-def _diff_keys(expected: dict, given: dict) -> tuple[list, list]:
-    return sorted(set(expected) - set(given)), sorted(set(given) - set(expected))
-
-
-def _few(keys: list, n: int = 3) -> str:
-    if not keys:
-        return "none"
-    more = f" and {len(keys) - n} more" if len(keys) > n else ""
-    return ", ".join(keys[:n]) + more
-
-
 class Predictor:
-    """A trained model ready for use: ``predict(x)`` returns the task's natural output."""
+    """A trained model ready for use: ``predict(x)`` returns the task's natural output.
 
-    def __init__(self, task, config, model, run: RunDir | None = None, checkpoint: Path | None = None):
-        self.task, self.config, self.model, self.run, self.checkpoint = task, config, model, run, checkpoint
+    ``prepared`` holds the run's completed config and fitted state; ``model`` is the torch module
+    (or an ONNX Runtime stand-in); ``source`` says where the weights came from.
+    """
+
+    def __init__(self, task, prepared: Prepared, model, run: RunDir | None = None, checkpoint: Path | None = None,
+                 plugin: str = "", source: str = ""):
+        self.task, self.prepared, self.model, self.run, self.checkpoint = task, prepared, model, run, checkpoint
+        self.plugin, self.source = plugin, source or (str(checkpoint) if checkpoint else "")
+
+    @property
+    def config(self):
+        return self.prepared.config
 
     def predict(self, inputs: Any):
         import torch
 
-        self.model.eval()
+        if hasattr(self.model, "eval"):
+            self.model.eval()
         with torch.no_grad():
-            return self.task.predict(self.model, inputs, self.config)
+            return self.task.predict(self.model, inputs, self.prepared)
 
-    def evaluate(self, data: str | Path | None = None, split: str = "test") -> dict[str, float]:
+    def evaluate(self, data: str | Path | None = None, split: str = "test", overrides=None) -> dict[str, float]:
+        """Metrics on ``data`` (all of it, with the run's fitted state) or, without data, the run's ``split``."""
         import torch
 
-        splits = self.task.build_data(self.config, Path(data) if data else None)
-        dataset = splits.get(split) if splits.get(split) is not None else splits.val
-        if dataset is None:
-            raise UserError(f"no {split} data to evaluate on")
-        self.model.eval()
+        prepared = self.prepared
+        if overrides:
+            cfg = resolve_config(type(prepared.config), config=prepared.config.model_dump(mode="python"),
+                                 overrides=as_overrides(overrides), override_label="--set")
+            prepared = Prepared(config=cfg, state=dict(prepared.state))
+        if data is not None:
+            if not Path(data).exists():
+                raise UserError(f"--data {data}: no such file or folder")
+            dataset = self.task.evaluation_data(Path(data), prepared)
+        else:
+            rebuilt_task, rebuilt = prepare(self.task, prepared.config, self.run.info.get("data") if self.run else None)
+            dataset = rebuilt.split(split) if rebuilt.split(split) is not None else rebuilt.val
+            if dataset is None:
+                raise UserError(f"no {split} split to evaluate on; pass --data")
+            prepared = Prepared(config=prepared.config, state=dict(prepared.state) or rebuilt.state)
+        if hasattr(self.model, "eval"):
+            self.model.eval()
         with torch.no_grad():
-            return {k: float(v) for k, v in self.task.evaluate(self.model, dataset, self.config).items()}
+            return {k: float(v) for k, v in self.task.evaluate(self.model, dataset, prepared).items()}
 
 
 def load_run(checkpoint: str | Path, *, plugin: str | None = None, task: str | None = None,
-             device: str = "cpu", merge: bool = False, pm: PluginManager | None = None) -> Predictor:
+             device: str = "cpu", merge: bool = False, pm: PluginManager | None = None, overrides=None,
+             engine: str = "torch") -> Predictor:
     """Load a run's best (else last) checkpoint as a :class:`Predictor`.
 
     Adapter runs are rebuilt from their base weights (``init_from``) plus the adapter. With
-    ``merge=True`` LoRA adapters are folded into the base weights (for export).
+    ``merge=True`` LoRA adapters are folded into the base weights (for export). ``overrides``
+    may change ``data.*`` values (how inputs are read), nothing else.
     """
     import torch
 
     from .train import checkpoint as ckpt
+    from .train.trainer import resolve_device
 
     path = ckpt.pick_checkpoint(checkpoint)
     run_path = path.parent.parent if path.parent.name == ckpt.CHECKPOINTS else Path(checkpoint)
@@ -209,8 +222,16 @@ def load_run(checkpoint: str | Path, *, plugin: str | None = None, task: str | N
         raise UserError(f"--checkpoint {checkpoint}: that run is of plugin {info.get('plugin')!r}, not {plugin!r}")
     if task is not None and info.get("task") != task:
         raise UserError(f"--checkpoint {checkpoint}: that run is of task {info.get('task')!r}, not {task!r}")
-    spec, task_obj, cfg = _task_and_config(info["plugin"], info.get("task"), config=run.config_dict, pm=pm)
+    overrides = as_overrides(overrides)
+    bad = [o for o in overrides if not o.split("=", 1)[0].strip().startswith("data.")]
+    if bad:
+        raise UserError(f"--set {bad[0]}: only data.* values may change for a trained run (they say how inputs "
+                        "are read); the model and trainer come from the run")
+    spec, task_obj, cfg = load_task(info["plugin"], info.get("task"), config=run.config_dict, overrides=overrides,
+                                    pm=pm, override_label="--set", v1=is_v1_run(info))
+    prepared = Prepared(config=cfg, state=load_state(run.path))
     model = task_obj.build_model(cfg)
+    task_obj.prepare_model(model, prepared)
     weights, meta = ckpt.load_checkpoint_weights(path)
     if info.get("adapter"):
         from .adapters import apply_adapter, load_adapter_checkpoint
@@ -224,27 +245,89 @@ def load_run(checkpoint: str | Path, *, plugin: str | None = None, task: str | N
 
             merge_adapters(model, strict=False)  # LoRA folds in; bottleneck/conv adapters stay attached
     else:
-        model.load_state_dict(weights, strict=True)
-    model.to(torch.device(device)).eval()
-    return Predictor(task_obj, cfg, model, run, path)
+        load_state_strict(model, weights, path)
+    model.to(resolve_device(device)).eval()
+    predictor = Predictor(task_obj, prepared, model, run, path, plugin=info["plugin"])
+    return _with_engine(predictor, engine)
+
+
+def load_pretrained(plugin: str, task: str | None = None, *, device: str = "cpu", overrides=None,
+                    pm: PluginManager | None = None, engine: str = "torch") -> Predictor:
+    """A :class:`Predictor` on the weights a task ships (``Task.pretrained``); no run directory needed."""
+    from .train.trainer import resolve_device
+
+    pm = pm or get_plugin_manager()
+    spec = pm.task(plugin, task)
+    task_obj = spec.load()
+    shipped = getattr(task_obj, "pretrained", None)
+    if shipped is None:
+        raise UserError(f"--plugin {plugin}: task {spec.name!r} ships no pretrained weights; pass --checkpoint RUN_DIR")
+    overrides = as_overrides(overrides) + as_overrides(dict(shipped.overrides))
+    _, task_obj, cfg = load_task(plugin, spec.name, config=shipped.preset, overrides=overrides, pm=pm,
+                                 override_label="--set")
+    prepared = Prepared(config=cfg)
+    model = task_obj.build_model(cfg)
+    task_obj.prepare_model(model, prepared)
+    path = shipped.path()
+    load_base_weights(task_obj, model, path, what="pretrained")
+    model.to(resolve_device(device)).eval()
+    predictor = Predictor(task_obj, prepared, model, None, path, plugin=plugin, source=f"pretrained:{shipped.weights}")
+    return _with_engine(predictor, engine)
+
+
+def _with_engine(predictor: Predictor, engine: str) -> Predictor:
+    if engine == "torch":
+        return predictor
+    raise UserError(f"--engine {engine!r}: expected torch")
 
 
 def evaluate(checkpoint: str | Path, *, data: str | Path | None = None, plugin: str | None = None,
-             task: str | None = None, split: str = "test") -> dict[str, float]:
-    """Evaluate a run on its test split (or ``data``); returns named metrics."""
-    return load_run(checkpoint, plugin=plugin, task=task).evaluate(data, split=split)
+             task: str | None = None, split: str = "test", overrides=None, device: str = "cpu") -> dict[str, float]:
+    """Evaluate a run on its test split, or on all of ``data`` with the run's fitted state."""
+    data_overrides = as_overrides(overrides)
+    predictor = load_run(checkpoint, plugin=plugin, task=task, overrides=data_overrides, device=device)
+    return predictor.evaluate(data, split=split)
 
 
-def predict(checkpoint: str | Path, inputs: Any, *, output: str | Path | None = None, overwrite: bool = False,
-            plugin: str | None = None, task: str | None = None):
-    """Predict; with ``output`` also write the result (never over an existing file unless ``overwrite``)."""
-    predictor = load_run(checkpoint, plugin=plugin, task=task)
-    if output is not None and Path(output).is_file() and not overwrite:
-        raise UserError(f"--output {output}: already exists; choose another path or pass --overwrite")
+def predict(checkpoint: str | Path | None, inputs: Any, *, output: str | Path | None = None, overwrite: bool = False,
+            plugin: str | None = None, task: str | None = None, overrides=None, device: str = "cpu"):
+    """Predict one input; with ``output`` also write the result (never over an existing file unless ``overwrite``).
+
+    Returns the prediction, or the list of files written when ``output`` is given.
+    """
+    predictor = (load_run(checkpoint, plugin=plugin, task=task, overrides=overrides, device=device)
+                 if checkpoint is not None else load_pretrained(plugin, task, overrides=overrides, device=device))
+    if output is None:
+        return predictor.predict(inputs)
+    files = check_outputs(predictor.task, Path(output), predictor.prepared, overwrite=overwrite)
     result = predictor.predict(inputs)
-    if output is not None:
-        return predictor.task.write_prediction(result, Path(output), source=inputs, overwrite=overwrite)
-    return result
+    return write_outputs(predictor.task, result, Path(output), predictor.prepared, files, source=inputs)
+
+
+def check_outputs(task, output: Path, prepared: Prepared, *, overwrite: bool) -> list[Path]:
+    """The files a prediction will write to ``output``, after checking the suffix and overwriting."""
+    suffixes = tuple(getattr(task, "output_suffixes", ()) or ())
+    if suffixes and not output.name.lower().endswith(suffixes):
+        raise UserError(f"--output {output}: expected a file name ending in {' or '.join(suffixes)}")
+    files = [Path(f) for f in task.output_files(output, prepared)]
+    if not overwrite:
+        for f in files:
+            if f.exists():
+                raise UserError(f"--output {f}: already exists; choose another path or pass --overwrite")
+    return files
+
+
+def write_outputs(task, result, output: Path, prepared: Prepared, files: list[Path], source=None) -> list[Path]:
+    """Call ``task.write_prediction`` and normalise what it returns to a list of paths."""
+    if isinstance(task, V1TaskAdapter):
+        written = task.write_prediction(result, output, prepared, source=source)
+    else:
+        written = task.write_prediction(result, output, prepared)
+    if written is None:
+        written = [f for f in files if f.exists()]
+    elif isinstance(written, (str, Path)):
+        written = [written]
+    return [Path(p) for p in written]
 
 
 def export(checkpoint: str | Path, *, format: str, output: str | Path, plugin: str | None = None,
@@ -253,5 +336,41 @@ def export(checkpoint: str | Path, *, format: str, output: str | Path, plugin: s
     from .export import export_model
 
     predictor = load_run(checkpoint, plugin=plugin, task=task, merge=True)
-    example = predictor.task.example_input(predictor.config)
+    example = predictor.task.example_input(predictor.prepared)
     return export_model(predictor.model, example, format=format, output=Path(output), overwrite=overwrite, check=check)
+
+
+def cross_validate(plugin: str, *, task: str | None = None, out: str | Path, data: str | Path | None = None,
+                   config=None, overrides=None, max_steps: int | None = None, pm: PluginManager | None = None) -> dict:
+    """Train one run per cross-validation fold and summarise their test metrics.
+
+    The task names its folds with ``Task.folds(config, data)`` (leave-one-group-out, k-fold or
+    chronological groupings from :mod:`sigplex.core.splits`) and selects fold ``k`` with
+    ``data.fold=k``. Runs go to ``out/fold-<name>``; ``out/cv_summary.json`` holds
+    ``{"folds": {name: test metrics}, "mean": {...}}`` and is written atomically.
+    """
+    import math
+
+    from .fileio import atomic_write_text
+
+    out = Path(out)
+    if (out / "cv_summary.json").exists():
+        raise UserError(f"{out}: already holds cv_summary.json; choose another output folder")
+    base = [o for o in as_overrides(overrides) if not o.startswith("data.fold=")]
+    spec, task_obj, cfg = load_task(plugin, task, config=config, overrides=base, pm=pm)
+    names = [str(n) for n in task_obj.folds(cfg, Path(data) if data else None)]
+    if not names:
+        raise UserError(f"task {spec.name!r} with this config has a single split; use platform train")
+    folds = {}
+    for k, name in enumerate(names):
+        run = fit(plugin, task=spec.name, data=data, config=config, overrides=base + [f"data.fold={k}"],
+                  max_steps=max_steps, out=out / f"fold-{name}", pm=pm)
+        folds[name] = run.summary.get("test", {})
+    keys = sorted({k for m in folds.values() for k in m if not any(k.endswith(f"_{n}") for n in names)})
+    mean = {}
+    for k in keys:
+        vals = [m[k] for m in folds.values() if k in m and not math.isnan(m[k])]
+        mean[k] = sum(vals) / len(vals) if vals else float("nan")
+    result = {"plugin": plugin, "task": spec.name, "folds": folds, "mean": mean}
+    atomic_write_text(out / "cv_summary.json", json.dumps(result, indent=1))
+    return result

@@ -28,16 +28,21 @@ def _parser() -> argparse.ArgumentParser:
     plist = psub.add_parser("list", help="name, version, distribution, tasks and status of every plugin", parents=[common])
     plist.add_argument("--json", action="store_true", help="print JSON")
 
-    def task_args(sp):
-        sp.add_argument("--plugin", required=True, help="plugin name (see 'platform plugins list')")
+    def task_args(sp, required=True):
+        sp.add_argument("--plugin", required=required,
+                        help="plugin name (see 'platform plugins list')" + ("" if required else
+                                                                             "; read from the run's run.json if omitted"))
         sp.add_argument("--task", help="task of the plugin (default: its first)")
+
+    def set_arg(sp, example="trainer.max_steps=50"):
+        sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a config value, e.g. --set {example} (repeatable)")
 
     train = sub.add_parser("train", help="train a task", parents=[common])
     task_args(train)
     train.add_argument("--data", help="data file or folder (default: the task's embedded data)")
     train.add_argument("--config", help="YAML file or preset name")
-    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config value, e.g. --set trainer.max_steps=50 (repeatable)")
+    set_arg(train)
     train.add_argument("--adapter", help="fine-tune only an adapter, e.g. lora:r=8,alpha=16")
     train.add_argument("--init-from", help="run dir or weights file to start from")
     train.add_argument("--max-steps", type=int, help="shortcut for --set trainer.max_steps=N")
@@ -47,20 +52,24 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--nproc", type=int, default=1, help="processes on this machine (N > 1 runs torchrun)")
 
     ev = sub.add_parser("evaluate", help="evaluate a trained run", parents=[common])
-    task_args(ev)
+    task_args(ev, required=False)
     ev.add_argument("--checkpoint", required=True, help="run dir (its best checkpoint) or a checkpoint folder")
-    ev.add_argument("--data", help="data to evaluate on (default: the run's test split)")
+    ev.add_argument("--data", help="labelled data to evaluate on, all of it (default: the run's test split)")
+    set_arg(ev, "data.fill=ffill")
+    ev.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     ev.add_argument("--json", action="store_true", help="print JSON")
 
     pr = sub.add_parser("predict", help="run a trained model on new input", parents=[common])
-    task_args(pr)
-    pr.add_argument("--checkpoint", required=True)
+    task_args(pr, required=False)
+    pr.add_argument("--checkpoint", help="run dir or checkpoint folder (default: the task's shipped weights)")
     pr.add_argument("--input", required=True, help="input file or folder")
     pr.add_argument("--output", required=True, help="output file or folder, as the task says")
     pr.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    set_arg(pr, "data.fill=ffill")
+    pr.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
 
     ex = sub.add_parser("export", help="export a trained model to ONNX or TorchScript", parents=[common])
-    task_args(ex)
+    task_args(ex, required=False)
     ex.add_argument("--checkpoint", required=True)
     ex.add_argument("--format", required=True, choices=["onnx", "torchscript"])
     ex.add_argument("--output", required=True)
@@ -123,7 +132,7 @@ def _cmd_train(args, argv) -> int:
         raise UserError("--resume continues a run with its saved config; drop --config/--adapter/--init-from/--out")
     run = api.fit(args.plugin, task=args.task, data=args.data, config=args.config, overrides=args.overrides,
                   adapter=args.adapter, init_from=args.init_from, max_steps=args.max_steps, out=args.out,
-                  resume=args.resume, device=args.device)
+                  resume=args.resume, device=args.device, override_label="--set")
     if int(os.environ.get("RANK", "0")) == 0:
         summary = run.summary
         for split in ("val", "test"):
@@ -136,7 +145,8 @@ def _cmd_train(args, argv) -> int:
 def _cmd_evaluate(args) -> int:
     from . import api
 
-    metrics = api.evaluate(args.checkpoint, data=args.data, plugin=args.plugin, task=args.task)
+    metrics = api.evaluate(args.checkpoint, data=args.data, plugin=args.plugin, task=args.task,
+                           overrides=args.overrides, device=args.device)
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -150,8 +160,10 @@ def _cmd_predict(args) -> int:
 
     if not Path(args.input).exists():
         raise UserError(f"--input {args.input}: no such file or folder")
+    if args.checkpoint is None and args.plugin is None:
+        raise UserError("predict: give --checkpoint RUN_DIR, or --plugin NAME to use the task's shipped weights")
     written = api.predict(args.checkpoint, args.input, output=args.output, overwrite=args.overwrite,
-                          plugin=args.plugin, task=args.task)
+                          plugin=args.plugin, task=args.task, overrides=args.overrides, device=args.device)
     for path in written or []:
         print(f"wrote {path}")
     return 0
@@ -167,11 +179,28 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _quiet_dependencies() -> None:
+    """Keep import-time warnings and log chatter of dependencies (MONAI, MNE, ...) out of normal output."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")  # torchrun children too
+    logging.getLogger().setLevel(logging.ERROR)
+    for name in ("monai", "mne", "nibabel", "matplotlib", "torch", "onnxscript"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
     args = parser.parse_args(argv)
     verbose = getattr(args, "verbose", False) or os.environ.get("SIGPLEX_VERBOSE") == "1"
+    from .errors import NOTICES
+
+    NOTICES["stderr"] = True
+    if not verbose:
+        _quiet_dependencies()
     try:
         if args.command == "plugins":
             if args.plugins_command != "list":

@@ -86,14 +86,14 @@ class TaskConfig(Section):
 
 
 
-def parse_override(item: str) -> tuple[list[str], Any]:
+def parse_override(item: str, label: str = "--set") -> tuple[list[str], Any]:
     """``"a.b=3"`` -> ``(["a", "b"], 3)``; the value is parsed as YAML (numbers, lists, null)."""
     if "=" not in item:
-        raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. trainer.max_steps=100")
+        raise UserError(f"{label} {item!r}: expected KEY=VALUE, e.g. trainer.max_steps=100")
     key, raw = item.split("=", 1)
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
-        raise UserError(f"--set {item!r}: expected a dotted key such as optim.lr")
+        raise UserError(f"{label} {item!r}: expected a dotted key such as optim.lr")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
@@ -157,22 +157,27 @@ def resolve_config(
     config: str | Path | dict | None = None,
     presets: dict[str, dict] | None = None,
     overrides: list[str] | dict | None = None,
+    override_label: str = "overrides",
 ) -> TaskConfig:
-    """Build a validated config: class defaults <- task ``base`` <- preset/YAML <- overrides."""
+    """Build a validated config: class defaults <- task ``base`` <- preset/YAML <- overrides.
+
+    Errors name where a bad value came from: the preset or YAML file, and ``override_label``
+    (the CLI passes ``"--set"``).
+    """
     # Start from the class's own defaults (including section default factories), so that a
     # partial override of a section keeps the task's other defaults for that section.
     tree: dict = deep_merge(config_class().model_dump(mode="python"), dict(base or {}))
-    source = "config"
+    sources = []
     if isinstance(config, dict):
         tree = deep_merge(tree, config)
     elif config is not None:
         name = str(config)
         if presets and name in presets:
             tree = deep_merge(tree, presets[name])
-            source = f"preset {name!r}"
+            sources.append(f"preset {name!r}")
         elif name.endswith((".yaml", ".yml")) or Path(name).exists():
             tree = deep_merge(tree, load_yaml(name))
-            source = name
+            sources.append(name)
         else:
             choices = ", ".join(sorted(presets or {})) or "none"
             raise UserError(f"--config {name!r}: not a YAML file nor a preset of this task (presets: {choices})")
@@ -180,13 +185,14 @@ def resolve_config(
         overrides = [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
                      for k, v in overrides.items()]
     for item in overrides or []:
-        path, value = parse_override(item)
+        path, value = parse_override(item, label=override_label)
         set_dotted(tree, path, value)
-        source = "config (after --set)" if source == "config" else f"{source} (after --set)"
+    if overrides:
+        sources.append(override_label)
     try:
         return config_class.model_validate(tree)
     except ValidationError as exc:
-        raise UserError(format_validation_error(exc, source)) from None
+        raise UserError(format_validation_error(exc, " + ".join(sources) or "config")) from None
 
 
 def config_to_yaml(config: BaseModel) -> str:

@@ -36,3 +36,27 @@ def require(module: str, extra: str, purpose: str = ""):
         raise MissingDependencyError(
             f"{module} is needed{what}: pip install 'sigplex[{extra}]' ({exc})"
         ) from exc
+
+
+NOTICES = {"stderr": False}  # the CLI sets this: notices become one plain "warning: ..." line on stderr
+
+
+def notify(message: str, category: type[Warning] = UserWarning) -> None:
+    """Tell the user something that is not an error, once per message.
+
+    Under the CLI it prints ``warning: MESSAGE`` on stderr whatever the warning filters are (no
+    source line); from Python it is a normal :mod:`warnings` warning of ``category``.
+    """
+    import sys
+    import warnings
+
+    if message in _SEEN:
+        return
+    _SEEN.add(message)
+    if NOTICES["stderr"]:
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+    else:
+        warnings.warn(message, category, stacklevel=3)
+
+
+_SEEN: set[str] = set()

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import os
 import traceback
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pluggy
 
-from .errors import UserError
+from .errors import UserError, notify
 from .task import TaskSpec, import_factory
 
 PROJECT = "sigplex"
@@ -49,23 +48,26 @@ class HookSpecs:
         """
 
     @hookspec
-    def register_backbones(self, register: Callable[..., None]) -> None:
-        """Register shared backbones: ``register(name, "module:Class", requires=(), extra=None)``."""
-
-    @hookspec
     def register_adapters(self, register: Callable[..., None]) -> None:
         """Register adapter kinds: ``register(kind, "module:factory", requires=(), extra=None)``.
 
         The factory follows the protocol of :mod:`sigplex.core.adapters`; the kind is then usable
-        in ``--adapter KIND:key=value,...``.
+        in ``--adapter KIND:key=value,...``. The core's own kinds (lora, bottleneck, conv)
+        register through this hook too.
         """
 
     @hookspec
+    def register_backbones(self, register: Callable[..., None]) -> None:
+        """Deprecated (nothing consumed it): models reach the core through ``TaskSpec.models``. Ignored."""
+
+    @hookspec
     def register_datasets(self, register: Callable[..., None]) -> None:
-        """Register dataset readers: ``register(name, "module:reader", description="", requires=(), extra=None)``."""
+        """Deprecated (nothing consumed it): readers live in ``sigplex.datasets`` or the plugin. Ignored."""
 
 
-HOOK_NAMES = ("register_tasks", "register_backbones", "register_adapters", "register_datasets")
+HOOK_NAMES = ("register_tasks", "register_adapters", "register_backbones", "register_datasets")
+DEPRECATED_HOOKS = {"register_backbones": "register models through TaskSpec.models",
+                    "register_datasets": "read data in the task's build_data"}
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,9 @@ class PluginManager:
         self._pm = pluggy.PluginManager(PROJECT)
         self._pm.add_hookspecs(HookSpecs)
         self.records: dict[str, PluginRecord] = {}
+        self.core = PluginRecord(name="sigplex-core", module=__name__, distribution="sigplex")
+        self._pm.register(_CoreComponents(), name=self.core.name)
+        self._call_hooks(self.core)
         if entry_points:
             self.load_entry_points()
 
@@ -188,7 +193,7 @@ class PluginManager:
             if impl.plugin_name == record.name
         ]
         for name in unknown:
-            warnings.warn(f"plugin {record.name!r} implements unknown hook {name!r}; it is ignored", stacklevel=2)
+            notify(f"plugin {record.name!r} implements unknown hook {name!r}; it is ignored")
         try:
             self._call_hooks(record)
         except Exception as exc:
@@ -198,8 +203,16 @@ class PluginManager:
             return
         missing = sorted({m for t in record.tasks for m in t.missing_modules()})
         if missing:
-            extras = sorted({t.extra for t in record.tasks if t.extra and t.missing_modules()})
-            fix = " or ".join(f"pip install 'sigplex[{e}]'" for e in extras) or "install the missing modules"
+            fixes = []
+            for t in record.tasks:
+                if t.missing_modules():
+                    hint = t.install
+                    if not hint and record.distribution not in ("", "sigplex"):
+                        hint = f"pip install '{record.distribution}[{t.extra}]'" if t.extra else ""
+                    hint = hint or t.install_hint()
+                    if hint and hint not in fixes:
+                        fixes.append(hint)
+            fix = " or ".join(fixes) or "install the missing modules"
             record.status = "unavailable"
             record.reason = f"missing {', '.join(missing)}: {fix}"
 
@@ -230,6 +243,10 @@ class PluginManager:
         }
         for hook_name in HOOK_NAMES:
             for impl in impls(hook_name):
+                if hook_name in DEPRECATED_HOOKS:
+                    notify(f"plugin {record.name!r} implements {hook_name}, which is deprecated and ignored: "
+                           f"{DEPRECATED_HOOKS[hook_name]}", DeprecationWarning)
+                    continue
                 impl.function(**{a: callbacks[hook_name] for a in impl.argnames})
 
     # --- queries --------------------------------------------------------------------
@@ -259,13 +276,24 @@ class PluginManager:
         raise UserError(f"--task {task!r}: plugin {plugin!r} has tasks {', '.join(s.name for s in specs)}")
 
     def components(self, kind: str) -> dict[str, ComponentSpec]:
-        """All registered backbones / adapters / datasets of active plugins, by name."""
+        """All registered components of ``kind`` ("adapters") of the core and active plugins, by name."""
         out: dict[str, ComponentSpec] = {}
-        for record in self.records.values():
+        for record in [self.core, *self.records.values()]:
             if record.status in ("ok", "unavailable"):
                 for comp in getattr(record, kind):
                     out.setdefault(comp.name, comp)
         return out
+
+
+class _CoreComponents:
+    """The core's own adapter kinds, registered through the same hook as a plugin's."""
+
+    @hookimpl
+    def register_adapters(self, register):
+        register("lora", "sigplex.core.adapters.lora:LoRAKind", description="low-rank update of Linear/Conv weights")
+        register("bottleneck", "sigplex.core.adapters.bottleneck:BottleneckKind",
+                 description="AdaptFormer bottleneck beside a block")
+        register("conv", "sigplex.core.adapters.conv:ConvAdapterKind", description="depthwise-conv adapter")
 
 
 _DEFAULT: PluginManager | None = None

@@ -1,4 +1,4 @@
-"""The task contract: what a plugin provides so the core can train, evaluate, predict and export.
+"""The task contract (v2): what a plugin provides so the core can train, evaluate, predict and export.
 
 Two levels, so registering stays cheap:
 
@@ -6,20 +6,31 @@ Two levels, so registering stays cheap:
   description, the modules it needs and the ``"module:attribute"`` of a factory that returns
   the real :class:`Task`. Registering imports neither torch nor any domain library.
 * :class:`Task` — the object that does the work, built only when a command needs it.
-  Subclass :class:`Task` and override what your domain needs; see docs/plugin-authoring.md.
 
-Ownership: the core owns the loop, devices, samplers, AMP, accumulation, clipping,
-optimizer, schedule, checkpoints and logging. The task owns ``batch -> loss``, the full
-evaluation, prediction and its natural output, plots, and the embedded default data.
+A task is **stateless**. :meth:`Task.build_data` returns a :class:`Prepared`: the splits, the
+completed config and any fitted state (a scaler, class weights, a channel list) as tensors
+plus JSON values. The core saves that state with the run (``prepared.json`` +
+``prepared.safetensors``, never a pickle), so ``predict``, ``evaluate --data`` and ``serve``
+get the same state without rebuilding the training set. Every other method receives that
+``prepared`` object instead of the bare config.
+
+The core owns the loop, devices, samplers, AMP, accumulation, clipping, optimizer, schedule,
+checkpoints, logging, metric curves and model cards. It unwraps DDP, moves batches to the
+device and sets train/eval mode and ``no_grad`` before calling the task. The task owns
+``batch -> loss``, the full evaluation, prediction and its natural output, optional plots and
+its embedded default data. See docs/plugin-authoring.md for a whole plugin.
 """
 from __future__ import annotations
 
 import importlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from .errors import UserError
+
+CONTRACT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -28,9 +39,11 @@ class TaskSpec:
 
     ``factory`` is ``"package.module:attribute"``; the attribute is a :class:`Task` subclass or
     a callable returning a Task instance. ``requires`` lists importable module names the task
-    needs (checked with ``importlib.util.find_spec``); ``extra`` is the pip extra providing them.
-    ``models`` lists modules whose import registers the task's models in
-    :mod:`sigplex.core.models` (the shared model checks and docs/models.md import them).
+    needs (checked with ``importlib.util.find_spec``). ``install`` is the pip command that
+    provides them (a third-party plugin names its own package, e.g. ``"pip install my-plugin[gpu]"``);
+    ``extra`` is the shorthand for a sigplex extra (``extra="brain"`` means
+    ``pip install 'sigplex[brain]'``). ``models`` lists the modules whose import registers the
+    task's models in :mod:`sigplex.core.models`; the core imports them when the task loads.
     """
 
     name: str
@@ -38,14 +51,21 @@ class TaskSpec:
     factory: str
     requires: tuple[str, ...] = ()
     extra: str | None = None
-    models: tuple[str, ...] = ()  # modules whose import registers the task's models
+    models: tuple[str, ...] = ()
+    install: str | None = None
 
     def missing_modules(self) -> list[str]:
         return missing_modules(self.requires)
 
+    def install_hint(self) -> str:
+        return install_hint(self.install, self.extra)
+
     def load(self) -> "Task":
-        """Import the factory and build the Task (this is where torch and domain libraries load)."""
-        task = import_factory(self.factory, self.requires, self.extra, f"task {self.name!r}")()
+        """Import the model modules and the factory, and build the Task (torch and domain libraries load here)."""
+        factory = import_factory(self.factory, self.requires, self.extra, f"task {self.name!r}", self.install)
+        for module in self.models:
+            importlib.import_module(module)
+        task = factory()
         if not isinstance(task, Task):
             raise TypeError(f"{self.factory} returned {type(task).__name__}, expected a sigplex Task")
         return task
@@ -65,69 +85,180 @@ def missing_modules(requires) -> list[str]:
     return missing
 
 
-def import_factory(factory: str, requires=(), extra: str | None = None, what: str = "it"):
-    """Import ``"module:attribute"`` after checking ``requires``; a missing module names the pip extra."""
+def install_hint(install: str | None, extra: str | None) -> str:
+    """The command that installs what a task or component needs ('' if unknown)."""
+    if install:
+        return install
+    return f"pip install 'sigplex[{extra}]'" if extra else ""
+
+
+def import_factory(factory: str, requires=(), extra: str | None = None, what: str = "it", install: str | None = None):
+    """Import ``"module:attribute"`` after checking ``requires``; a missing module names the install command."""
     missing = missing_modules(requires)
     if missing:
-        fix = f": pip install 'sigplex[{extra}]'" if extra else ""
-        raise UserError(f"{what} needs {', '.join(missing)}{fix}")
+        hint = install_hint(install, extra)
+        raise UserError(f"{what} needs {', '.join(missing)}" + (f": {hint}" if hint else ""))
     module_name, _, attr = factory.partition(":")
     return getattr(importlib.import_module(module_name), attr)
 
 
+# --- what build_data returns ------------------------------------------------------------
 @dataclass
-class DataSplits:
-    """Map-style datasets for one run; ``val``/``test`` may be None."""
+class Prepared:
+    """Everything a task needs besides the model: the completed config, fitted state and the splits.
 
-    train: Any
+    ``state`` holds fitted values only — tensors/NumPy arrays and JSON values (numbers, strings,
+    lists, dicts) — and is saved with the run; the datasets are not. After loading a run,
+    ``train``/``val``/``test`` are None and ``state`` is exactly what training saw.
+
+    >>> import torch
+    >>> p = Prepared(config=None, state={"mean": torch.zeros(3), "columns": ["a", "b", "c"]})
+    >>> sorted(p.state)
+    ['columns', 'mean']
+    """
+
+    config: Any
+    train: Any = None
     val: Any = None
     test: Any = None
-    info: dict = field(default_factory=dict)
+    state: dict = field(default_factory=dict)
 
-    def get(self, split: str):
-        if split not in ("train", "val", "test"):
-            raise UserError(f"split {split!r}: expected train, val or test")
-        return getattr(self, split)
+    def split(self, name: str):
+        """The dataset of split ``name`` (train, val or test); None if the data has no such split."""
+        if name not in ("train", "val", "test"):
+            raise UserError(f"split {name!r}: expected train, val or test")
+        return getattr(self, name)
+
+    def without_data(self) -> "Prepared":
+        return Prepared(config=self.config, state=dict(self.state))
+
+
+STATE_JSON, STATE_TENSORS = "prepared.json", "prepared.safetensors"
+
+
+def save_state(state: Mapping[str, Any], run_dir: str | Path) -> None:
+    """Write fitted state as ``prepared.json`` (JSON values) + ``prepared.safetensors`` (arrays), atomically."""
+    import numpy as np
+    import torch
+    from safetensors.torch import save as save_tensors
+
+    from .fileio import atomic_write_bytes, atomic_write_text
+
+    tensors, values, kinds = {}, {}, {}
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor):
+            tensors[key], kinds[key] = value.detach().cpu().contiguous(), "tensor"
+        elif isinstance(value, np.ndarray):
+            tensors[key], kinds[key] = torch.from_numpy(np.ascontiguousarray(value)), "numpy"
+        else:
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError):
+                raise TypeError(f"prepared.state[{key!r}] is a {type(value).__name__}; fitted state must be tensors, "
+                                "arrays or JSON values (numbers, strings, lists, dicts)") from None
+            values[key] = value
+    run_dir = Path(run_dir)
+    atomic_write_bytes(run_dir / STATE_TENSORS, save_tensors(tensors))
+    atomic_write_text(run_dir / STATE_JSON, json.dumps({"contract": CONTRACT_VERSION, "values": values,
+                                                        "arrays": kinds}, indent=1))
+
+
+def load_state(run_dir: str | Path) -> dict:
+    """Read the state written by :func:`save_state` ({} for a run that saved none)."""
+    run_dir = Path(run_dir)
+    meta_path = run_dir / STATE_JSON
+    if not meta_path.is_file():
+        return {}
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{meta_path}: not valid JSON ({exc})") from None
+    state = dict(meta.get("values", {}))
+    kinds = meta.get("arrays", {})
+    if kinds:
+        from safetensors.torch import load_file
+
+        try:
+            tensors = load_file(str(run_dir / STATE_TENSORS))
+        except Exception as exc:
+            raise UserError(f"{run_dir / STATE_TENSORS}: not a readable safetensors file ({exc})") from None
+        for key, kind in kinds.items():
+            if key not in tensors:
+                raise UserError(f"{run_dir / STATE_TENSORS}: array {key!r} is missing")
+            state[key] = tensors[key].numpy() if kind == "numpy" else tensors[key]
+    return state
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """Weights a task ships in its package, usable without ``--checkpoint``.
+
+    ``weights`` is ``"package:relative/path.safetensors"`` (found with importlib.resources, so a
+    wheel install finds it); ``preset`` is the config preset they were trained with, and
+    ``overrides`` any further dotted config values. ``state`` is fitted state for
+    :class:`Prepared` (tensors or JSON values), if the task needs any.
+    """
+
+    weights: str
+    preset: str | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    license: str = ""
+
+    def path(self) -> Path:
+        from importlib.resources import files
+
+        package, _, relative = self.weights.partition(":")
+        return Path(str(files(package).joinpath(relative)))
 
 
 class Task:
-    """Base class of every task; subclass and override. Attributes:
+    """Base class of every task (contract v2); subclass and override. Class attributes:
 
     * ``name`` — the task's name (matches its TaskSpec).
-    * ``config_class`` — a :class:`~sigplex.core.config.TaskConfig` subclass.
-    * ``defaults`` — overrides of the config class's defaults (e.g. a CPU-sized trainer).
-    * ``presets`` — named config overlays, usable as ``--config NAME``.
+    * ``config_class`` — a :class:`~sigplex.core.config.TaskConfig` subclass; its field defaults are the task's defaults.
+    * ``presets`` — named config overlays (nested dicts), usable as ``--config NAME``.
     * ``monitor`` / ``monitor_mode`` — the validation metric that picks the best checkpoint.
-    * ``output_kind`` — ``"file"`` or ``"folder"``: what ``predict --output`` names.
-    * ``random_items`` — False when loading an item uses no randomness (no augmentation):
-      the core then skips per-item seeding, which costs ~0.3 ms per item.
+    * ``random_items`` — False when loading an item uses no randomness: the core then skips
+      per-item seeding (~0.3 ms per item).
+    * ``input_kind`` / ``input_suffixes`` — what one input of ``predict`` is: a ``"file"`` with one
+      of the suffixes, or a ``"folder"`` (e.g. one case). Batch prediction expands folders with it.
+    * ``output_suffixes`` — suffixes ``--output`` may have; the first names batch outputs.
+    * ``intended_use`` / ``limitations`` / ``data_license`` — honest text for the model card.
+    * ``pretrained`` — a :class:`Pretrained` the package ships, or None.
+    * ``distill_loss`` — how a student matches a teacher: ``"kl"`` (logits) or ``"mse"`` (outputs).
     """
 
     name: ClassVar[str] = "task"
     config_class: ClassVar[type] = None  # type: ignore[assignment]
-    defaults: ClassVar[Mapping[str, Any]] = {}
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     monitor: ClassVar[str] = "loss"
     monitor_mode: ClassVar[str] = "min"
-    output_kind: ClassVar[str] = "file"
     random_items: ClassVar[bool] = True
+    input_kind: ClassVar[str] = "file"
+    input_suffixes: ClassVar[tuple[str, ...]] = ()
+    output_suffixes: ClassVar[tuple[str, ...]] = ()
+    intended_use: ClassVar[str] = ""
+    limitations: ClassVar[str] = ""
+    data_license: ClassVar[str] = ""
+    pretrained: ClassVar[Pretrained | None] = None
+    distill_loss: ClassVar[str] = "kl"
 
     # --- building -------------------------------------------------------------------
-    def configure(self, config, data: "DataSplits"):
-        """Return ``config`` completed from the data (e.g. the number of channels or series).
+    def build_data(self, config, data: Path | None) -> Prepared:
+        """Read ``data`` (None: the embedded default) and return a :class:`Prepared`.
 
-        Called after :meth:`build_data` and before :meth:`build_model`; the returned config is
-        the one saved with the run, so prediction rebuilds the same model. Default: unchanged.
+        Complete the config from the data here (e.g. the number of channels) and return it as
+        ``Prepared.config``; put fitted state in ``Prepared.state``.
         """
-        return config
+        raise NotImplementedError
 
     def build_model(self, config):
-        """Return the ``nn.Module`` described by ``config.model`` (weights random)."""
+        """Return the ``nn.Module`` described by ``config.model`` (random weights), usually via ``create_model``."""
         raise NotImplementedError
 
-    def build_data(self, config, data: Path | None) -> DataSplits:
-        """Map-style datasets for train/val/test; ``data=None`` means the embedded default data."""
-        raise NotImplementedError
+    def prepare_model(self, model, prepared: Prepared) -> None:
+        """Called once after the model is built and before weights load or training starts. Default: nothing."""
 
     def collate(self, items: Sequence[Any]):
         """Merge dataset items into a batch (default: ``torch.utils.data.default_collate``)."""
@@ -135,38 +266,89 @@ class Task:
 
         return default_collate(items)
 
-    def seed_item(self, seed: int) -> None:
-        """Seed every random source a dataset item's loading uses (called before each item).
+    def seed_item(self, seed: int, prepared: Prepared) -> None:
+        """Seed random sources that a dataset item's loading keeps for itself (called before each item).
 
-        The core seeds Python, NumPy and torch itself; override if your transforms keep their
-        own generators (e.g. MONAI's ``Randomizable.set_random_state``).
+        The core seeds Python, NumPy and torch; override only for transforms with their own
+        generators (e.g. MONAI's ``Randomizable.set_random_state`` on ``prepared.train``).
         """
 
     # --- training -------------------------------------------------------------------
-    def training_step(self, model, batch, config):
-        """Return the loss tensor, or ``(loss, {name: float})`` to log extra scalars."""
+    def training_step(self, model, batch, prepared: Prepared):
+        """Return the loss tensor, or ``(loss, {name: float})`` to log extra scalars. ``batch`` is on the device."""
         raise NotImplementedError
 
-    def evaluate(self, model, dataset, config) -> dict[str, float]:
-        """Run full inference over ``dataset`` and return named scalar metrics."""
+    def evaluate(self, model, dataset, prepared: Prepared) -> dict[str, float]:
+        """Run full inference over ``dataset`` (model in eval mode, no_grad) and return named metrics."""
         raise NotImplementedError
+
+    def distill_outputs(self, model, batch, prepared: Prepared):
+        """What a student matches of its teacher on ``batch`` (default: ``model(batch["x"])``-style first input)."""
+        first = batch[0] if isinstance(batch, (list, tuple)) else next(iter(batch.values()))
+        return model(first)
+
+    def evaluation_data(self, data: Path, prepared: Prepared):
+        """All of ``data`` as one labelled dataset, read with the run's config and fitted state.
+
+        Used by ``platform evaluate --data``: the given data is the test set, no training split is
+        needed. Default: the test split (else val) that :meth:`build_data` makes of ``data``.
+        """
+        from .compat import prepare
+
+        _, built = prepare(self, prepared.config, data)
+        dataset = built.test if built.test is not None else built.val
+        if dataset is None:
+            raise UserError(f"{data}: holds no test data to evaluate on")
+        return dataset
+
+    def folds(self, config, data: Path | None) -> list[str]:
+        """Names of the cross-validation folds that ``data.fold=k`` selects (default: none)."""
+        return []
 
     # --- using ----------------------------------------------------------------------
-    def predict(self, model, inputs, config):
-        """Return the domain's natural output for in-memory inputs or a path."""
+    def predict(self, model, inputs, prepared: Prepared):
+        """Return the domain's natural output for one input (a path or in-memory data).
+
+        Call the model only as ``model(*tensors)`` and read fitted state from ``prepared.state``:
+        the core may hand an ONNX Runtime session in its place.
+        """
         raise NotImplementedError
 
-    def write_prediction(self, prediction, output: Path, *, source=None, overwrite: bool = False) -> list[Path]:
-        """Write ``prediction`` to ``output``; return the paths written (never overwrite unless asked)."""
+    def output_files(self, output: Path, prepared: Prepared) -> list[Path]:
+        """The files :meth:`write_prediction` will write for ``output`` (default: just ``output``).
+
+        The core checks them all for overwrite before predicting and records provenance for each.
+        """
+        return [Path(output)]
+
+    def write_prediction(self, prediction, output: Path, prepared: Prepared) -> list[Path]:
+        """Write ``prediction`` to the files of :meth:`output_files`; return the paths written.
+
+        The core has checked the suffix and that overwriting is allowed: write each file with
+        ``sigplex.core.fileio.atomic_path(path)``.
+        """
         raise NotImplementedError
 
-    def example_input(self, config):
-        """A small input tensor (or tuple of tensors) that the model accepts, for export."""
+    def example_input(self, prepared: Prepared):
+        """A small input tensor (or tuple of tensors) that the model accepts, for export and checks."""
         raise NotImplementedError
 
-    def plots(self, model, data: DataSplits, config, run_dir: Path) -> list[Path]:
-        """Optional: write PNG plots a person would look at into ``run_dir``."""
+    def export_axes(self, prepared: Prepared) -> dict[int, dict[int, str]]:
+        """Dynamic axes of each model input for ONNX export: ``{input_index: {axis: name}}`` (default: batch)."""
+        example = self.example_input(prepared)
+        n = len(example) if isinstance(example, (tuple, list)) else 1
+        return {i: {0: "batch"} for i in range(n)}
+
+    def plots(self, model, prepared: Prepared, run_dir: Path) -> list[Path]:
+        """Optional: write PNG figures a person would look at (see ``sigplex.core.figures``); return their paths."""
         return []
+
+    def is_input(self, path: Path) -> bool:
+        """True if ``path`` is one input of :meth:`predict` (used to expand folders in batch prediction)."""
+        path = Path(path)
+        if self.input_kind == "folder":
+            return path.is_dir()
+        return path.is_file() and (not self.input_suffixes or path.name.lower().endswith(self.input_suffixes))
 
     def move_batch(self, batch, device):
         """Move a batch to ``device`` (tensors in nested dicts/lists/tuples)."""
@@ -186,3 +368,19 @@ def move_to(obj, device):
 
 
 RegisterTask = Callable[[TaskSpec], None]
+
+
+# --- contract v1, kept working for one release ------------------------------------------
+@dataclass
+class DataSplits:
+    """Deprecated (contract v1): what ``build_data`` returned before :class:`Prepared`."""
+
+    train: Any
+    val: Any = None
+    test: Any = None
+    info: dict = field(default_factory=dict)
+
+    def get(self, split: str):
+        if split not in ("train", "val", "test"):
+            raise UserError(f"split {split!r}: expected train, val or test")
+        return getattr(self, split)

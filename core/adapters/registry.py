@@ -63,8 +63,14 @@ def register_adapter_kind(name: str, kind: Any, *, overwrite: bool = False) -> N
 
 
 def adapter_kinds() -> list[str]:
-    """Names of the registered adapter kinds, sorted."""
-    return sorted(_KINDS)
+    """Names of the registered adapter kinds (the core's, plugins' and ones registered in code), sorted."""
+    try:
+        from ..plugins import get_plugin_manager
+
+        names = set(get_plugin_manager().components("adapters"))
+    except Exception:
+        names = set(_BUILTIN)
+    return sorted(names | set(_KINDS))
 
 
 def get_kind(name: str) -> AdapterKind:
@@ -103,13 +109,16 @@ def _from_plugins(name: str) -> None:
         from ..plugins import get_plugin_manager
 
         comp = get_plugin_manager().components("adapters").get(name)
-    except Exception:  # no plugin system available: the name is simply unknown
+    except Exception:  # no plugin system available: only the core's own kinds
+        if name in _BUILTIN:
+            register_adapter_kind(name, _BUILTIN[name])
         return
     if comp is not None:
         register_adapter_kind(name, comp.load())  # a missing dependency is a clear UserError
 
 
-# --- built-in kinds: registered through the same function plugins use -----------------------
-register_adapter_kind("lora", "sigplex.core.adapters.lora:LoRAKind")
-register_adapter_kind("bottleneck", "sigplex.core.adapters.bottleneck:BottleneckKind")
-register_adapter_kind("conv", "sigplex.core.adapters.conv:ConvAdapterKind")
+# Built-in kinds (lora, bottleneck, conv) are registered by the core through the same
+# ``register_adapters`` hook as a plugin's (see sigplex.core.plugins._CoreComponents).
+_BUILTIN = {"lora": "sigplex.core.adapters.lora:LoRAKind",
+            "bottleneck": "sigplex.core.adapters.bottleneck:BottleneckKind",
+            "conv": "sigplex.core.adapters.conv:ConvAdapterKind"}

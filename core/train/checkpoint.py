@@ -128,9 +128,15 @@ def apply_retention(run_dir: Path, keep_last: int) -> None:
 
 
 def load_state(path: Path) -> dict:
+    """The training state of a checkpoint folder, loaded with ``weights_only=True`` (never unpickled)."""
     import torch
 
-    return torch.load(str(Path(path) / "state.pt"), map_location="cpu", weights_only=True)
+    f = Path(path) / "state.pt"
+    try:
+        return torch.load(str(f), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(f"{f}: cannot be loaded with weights_only=True ({type(exc).__name__}); sigplex never "
+                        "unpickles files: this checkpoint was not written by sigplex's Trainer") from None
 
 
 def load_checkpoint_weights(path: Path) -> tuple[dict, dict]:

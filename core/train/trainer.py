@@ -14,13 +14,18 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import shutil
 import time
 import warnings
 from pathlib import Path
 
+from ..compat import V1TaskAdapter, prepare
 from ..config import config_to_yaml
 from ..errors import UserError
 from ..fileio import atomic_write_text
+from ..figures import metric_curves
+from ..task import CONTRACT_VERSION, save_state
+from ..weights import load_base_weights
 from . import checkpoint as ckpt
 from .callbacks import Callback
 from .distributed import (
@@ -130,6 +135,23 @@ def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     return diffs
 
 
+class DDPView:
+    """The bare module as a task sees it under DDP: attributes are the module's, calls go through DDP.
+
+    Calling it runs DistributedDataParallel's forward, so gradients are synchronised, while
+    ``view.some_attribute`` reads the wrapped module: a task never needs to unwrap.
+    """
+
+    def __init__(self, ddp):
+        object.__setattr__(self, "_ddp", ddp)
+
+    def __call__(self, *args, **kwargs):
+        return self._ddp(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._ddp.module, name)
+
+
 class Trainer:
     """Trains a task's model; see the module docstring."""
 
@@ -142,16 +164,15 @@ class Trainer:
         self.should_stop = False
         self.dist = DistInfo()
         self.model = None
+        self.prepared = None
         self.step = 0
 
     # --- set-up ---------------------------------------------------------------------
     def _build_model(self):
-
         seed_everything(self.config.trainer.seed)
         model = self.task.build_model(self.config)
+        self.task.prepare_model(model, self.prepared)
         if self.init_from is not None:
-            from ..api import load_base_weights
-
             load_base_weights(self.task, model, self.init_from)
         if self.adapter:
             from ..adapters import apply_adapter
@@ -202,222 +223,286 @@ class Trainer:
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device(f"cuda:{self.dist.local_rank}")
             torch.cuda.set_device(self.device)
+        created = not resume and not self.run_dir.exists()
         try:
             return self._fit(data, resume)
+        except BaseException:
+            self._remove_failed_run(created)
+            raise
         finally:
             shutdown(self.dist)
 
-    def _fit(self, data, resume):
-        import torch
-        from torch.utils.data import DataLoader
+    def _remove_failed_run(self, created: bool) -> None:
+        """A fresh run that fails before its first checkpoint leaves no half-made run directory."""
+        if created and self.dist.is_main and self.run_dir.is_dir() and not ckpt.list_checkpoints(self.run_dir):
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
-        main = self.dist.is_main
-        splits = self.task.build_data(self.config, Path(data) if data else None)
-        if splits.train is None or len(splits.train) == 0:
+    def _fit(self, data, resume):
+        self._prepare_data(data)
+        self._write_run_files(resume)
+        model = self.model = self._build_model()
+        self._make_optimizer(model)
+        self.state = {"step": 0, "epoch": 0, "position": 0, "best": None, "bad_evals": 0, "micro": 0, "elapsed_s": 0.0}
+        if resume:
+            self._restore(model)
+        self._train(model, resume)
+        return self._summarise(model)
+
+    def _prepare_data(self, data) -> None:
+        """Build the task's data; a v1 task is wrapped here (see :mod:`sigplex.core.compat`)."""
+        self.task, self.prepared = prepare(self.task, self.config, data)
+        if self.prepared.train is None or len(self.prepared.train) == 0:
             raise UserError("the training set is empty")
-        self.config = self.task.configure(self.config, splits)
-        tcfg = self.config.trainer
-        monitor = tcfg.monitor or self.task.monitor
-        mode = tcfg.monitor_mode or self.task.monitor_mode
+        self.config = self.prepared.config
+
+    def _write_run_files(self, resume: bool) -> None:
         if resume:
             self._check_resume_config()
-        elif main:
+        elif self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.run_dir / "config.yaml", config_to_yaml(self.config))
+            if not isinstance(self.task, V1TaskAdapter):
+                save_state(self.prepared.state, self.run_dir)
             atomic_write_text(self.run_dir / "run.json", json.dumps(
-                {**self.run_info, "adapter": self.adapter,
-                 "init_from": str(self.init_from) if self.init_from else None,
+                {**self.run_info, "contract": getattr(self.task, "contract", CONTRACT_VERSION),
+                 "adapter": self.adapter, "init_from": str(self.init_from) if self.init_from else None,
                  "created": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=1))
         barrier(self.dist)
 
-        model = self._build_model()
-        self.model = model
-        optimizer = build_optimizer(model.parameters(), self.config.optim)
-        schedule = Schedule(optimizer, self.config.optim, tcfg.max_steps, mode)
-        use_scaler = tcfg.precision == "fp16"
-        scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
-        autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(tcfg.precision)
+    def _make_optimizer(self, model) -> None:
+        import torch
 
-        state = {"step": 0, "epoch": 0, "position": 0, "best": None, "bad_evals": 0, "micro": 0}
-        if resume:
-            last = ckpt.latest_valid_checkpoint(self.run_dir)
-            if last is None:
-                raise UserError(f"--resume {self.run_dir}: no valid checkpoint to resume from")
-            weights, _meta = ckpt.load_checkpoint_weights(last)
-            self._load_model_weights(model, weights)
-            saved = ckpt.load_state(last)
-            optimizer.load_state_dict(saved["optimizer"])
-            schedule.load_state_dict(saved["schedule"])
-            if use_scaler and saved.get("scaler"):
-                scaler.load_state_dict(saved["scaler"])
-            rngs = saved["rng"]
-            if len(rngs) != self.dist.world_size:
-                warnings.warn(f"resuming with {self.dist.world_size} processes, saved with {len(rngs)}: "
-                              "random streams will differ from an uninterrupted run", stacklevel=2)
-            set_rng_state(rngs[min(self.dist.rank, len(rngs) - 1)])
-            state.update(saved["progress"])
-            if main:
-                print(f"resumed from {last} (step {state['step']})", flush=True)
+        tcfg = self.config.trainer
+        self.monitor = tcfg.monitor or self.task.monitor
+        self.mode = tcfg.monitor_mode or self.task.monitor_mode
+        self.optimizer = build_optimizer(model.parameters(), self.config.optim)
+        self.schedule = Schedule(self.optimizer, self.config.optim, tcfg.max_steps, self.mode)
+        self.use_scaler = tcfg.precision == "fp16"
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.use_scaler)
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(tcfg.precision)
 
-        ddp_model = model
+    def _restore(self, model) -> None:
+        last = ckpt.latest_valid_checkpoint(self.run_dir)
+        if last is None:
+            raise UserError(f"--resume {self.run_dir}: no valid checkpoint to resume from")
+        weights, _meta = ckpt.load_checkpoint_weights(last)
+        self._load_model_weights(model, weights)
+        saved = ckpt.load_state(last)
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.schedule.load_state_dict(saved["schedule"])
+        if self.use_scaler and saved.get("scaler"):
+            self.scaler.load_state_dict(saved["scaler"])
+        rngs = saved["rng"]
+        if len(rngs) != self.dist.world_size:
+            warnings.warn(f"resuming with {self.dist.world_size} processes, saved with {len(rngs)}: "
+                          "random streams will differ from an uninterrupted run", stacklevel=2)
+        set_rng_state(rngs[min(self.dist.rank, len(rngs) - 1)])
+        self.state.update(saved["progress"])
+        if self.dist.is_main:
+            print(f"resumed from {last} (step {self.state['step']})", flush=True)
+
+    def _loader(self):
+        import torch
+        from torch.utils.data import DataLoader
+
+        tcfg, train = self.config.trainer, self.prepared.train
+        self.sampler = ResumableBatchSampler(len(train), tcfg.batch_size, tcfg.seed, drop_last=tcfg.drop_last,
+                                             rank=self.dist.rank, world_size=self.dist.world_size)
+        prepared = self.prepared
+        items = (SeededItems(train, lambda seed: self.task.seed_item(seed, prepared))
+                 if getattr(self.task, "random_items", True) else IndexedItems(train))
+        return DataLoader(items, batch_sampler=self.sampler, collate_fn=self.task.collate,
+                          num_workers=tcfg.num_workers, generator=torch.Generator().manual_seed(tcfg.seed),
+                          pin_memory=self.device.type == "cuda")
+
+    def _train(self, model, resume: bool) -> None:
+        tcfg, state, main = self.config.trainer, self.state, self.dist.is_main
+        self.train_view = model
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
-            ddp_model = DistributedDataParallel(
+            self.ddp = DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-
-        sampler = ResumableBatchSampler(len(splits.train), tcfg.batch_size, tcfg.seed, drop_last=tcfg.drop_last,
-                                        rank=self.dist.rank, world_size=self.dist.world_size)
-        items = (SeededItems(splits.train, self.task.seed_item) if getattr(self.task, "random_items", True)
-                 else IndexedItems(splits.train))
-        loader = DataLoader(items, batch_sampler=sampler,
-                            collate_fn=self.task.collate, num_workers=tcfg.num_workers,
-                            generator=torch.Generator().manual_seed(tcfg.seed),
-                            pin_memory=self.device.type == "cuda")
-
-        logger = MetricLogger(self.run_dir, tensorboard=tcfg.tensorboard, mlflow=tcfg.mlflow,
-                              config=self.config.model_dump(mode="json")) if main else None
-        if logger is not None and resume:
-            logger.csv.truncate_after(state["step"])
-        progress = Progress(tcfg.max_steps, state["step"], tcfg.progress if main else "none")
+            self.train_view = DDPView(self.ddp)
+        loader = self._loader()
+        self.logger = MetricLogger(self.run_dir, tensorboard=tcfg.tensorboard, mlflow=tcfg.mlflow,
+                                   config=self.config.model_dump(mode="json")) if main else None
+        if self.logger is not None and resume:
+            self.logger.csv.truncate_after(state["step"])
+        self.progress = Progress(tcfg.max_steps, state["step"], tcfg.progress if main else "none")
         for cb in self.callbacks:
             cb.on_fit_start(self)
-
-        window = {"loss": 0.0, "n": 0, "samples": 0, "t": time.perf_counter()}
-        extra_sum: dict[str, float] = {}
-        last_metrics: dict = {}
+        self.window = {"loss": 0.0, "n": 0, "samples": 0, "t": time.perf_counter(), "extra": {}}
+        self.last_metrics: dict = {}
         self.step = state["step"]
-
-        def validate() -> dict:
-            if splits.val is None:
-                return {}
-            metrics = None
-            if main:
-                model.eval()
-                with torch.no_grad(), isolated_rng():
-                    metrics = {k: float(v) for k, v in self.task.evaluate(model, splits.val, self.config).items()}
-                model.train()
-            return broadcast_object(self.dist, metrics)
-
-        def save(step: int) -> None:
-            weights, meta = self._model_weights(model)
-            rngs = gather_objects(self.dist, rng_state())
-            if main:
-                payload = {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                           "scaler": scaler.state_dict() if use_scaler else None, "rng": rngs,
-                           "progress": dict(state)}
-                path = ckpt.save_checkpoint(self.run_dir, step, weights, payload,
-                                            metadata={**meta, "adapter": self.adapter or ""})
-                ckpt.apply_retention(self.run_dir, tcfg.keep_last)
-                for cb in self.callbacks:
-                    cb.on_checkpoint(self, step, path)
-            barrier(self.dist)
-
+        self.started = time.perf_counter() - state.get("elapsed_s", 0.0)
         model.train()
-        optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
         finished = state["step"] >= tcfg.max_steps
-        while not finished and not self.should_stop:
-            if tcfg.max_epochs is not None and state["epoch"] >= tcfg.max_epochs:
-                break
-            sampler.set_position(state["epoch"], state["position"])
-            for batch in loader:
-                batch = self.task.move_batch(batch, self.device)
-                state["micro"] += 1
-                state["position"] += 1
-                boundary = state["micro"] % tcfg.accumulate == 0
-                sync = contextlib.nullcontext() if (boundary or not self.dist.enabled) else ddp_model.no_sync()
-                with sync:
-                    with torch.autocast(self.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                        out = self.task.training_step(ddp_model, batch, self.config)
-                    loss, extra = (out if isinstance(out, tuple) else (out, {}))
-                    if not torch.isfinite(loss.detach()):
-                        raise FloatingPointError(f"loss is {loss.item()} at step {state['step'] + 1}")
-                    scaler.scale(loss / tcfg.accumulate).backward()
-                window["loss"] += float(loss.detach())
-                window["n"] += 1
-                window["samples"] += tcfg.batch_size
-                for k, v in extra.items():
-                    extra_sum[k] = extra_sum.get(k, 0.0) + float(v)
-                if not boundary:
-                    continue
-                if tcfg.clip_grad_norm:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.clip_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-                optimizer.zero_grad(set_to_none=True)
-                schedule.step()
-                state["step"] += 1
-                step = self.step = state["step"]
-                row: dict = {}
-                if step % tcfg.log_every == 0 or step == tcfg.max_steps:
-                    elapsed = time.perf_counter() - window["t"]
-                    logs = {"loss": window["loss"] / window["n"],
-                            **{k: v / window["n"] for k, v in extra_sum.items()}}
-                    logs = mean_across_ranks(self.dist, logs)
-                    row.update(epoch=state["epoch"], lr=optimizer.param_groups[0]["lr"], **logs,
-                               samples_per_s=window["samples"] / max(elapsed, 1e-9))
-                    progress.update(step, {"loss": logs["loss"], "lr": row["lr"],
-                                           "samples/s": row["samples_per_s"]})
-                    window = {"loss": 0.0, "n": 0, "samples": 0, "t": time.perf_counter()}
-                    extra_sum = {}
-                improved = False
-                if step % tcfg.val_every == 0 or step == tcfg.max_steps:
-                    metrics = validate()
-                    if metrics:
-                        last_metrics = metrics
-                        row.update(epoch=state["epoch"], **{f"val_{k}": v for k, v in metrics.items()})
-                        value = metrics.get(monitor)
-                        if value is None:
-                            raise UserError(f"trainer.monitor: {monitor!r} is not among the validation metrics "
-                                            f"({', '.join(metrics)})")
-                        schedule.validation(value)
-                        best = state["best"]
-                        if best is None or (value < best if mode == "min" else value > best):
-                            state["best"], state["bad_evals"], improved = value, 0, True
-                        else:
-                            state["bad_evals"] += 1
-                        progress.message(f"step {step}: " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
-                        for cb in self.callbacks:
-                            cb.on_validation_end(self, step, metrics)
-                        if tcfg.early_stopping_patience and state["bad_evals"] >= tcfg.early_stopping_patience:
-                            progress.message(f"early stopping: {monitor} has not improved for "
-                                             f"{state['bad_evals']} validations")
-                            self.should_stop = True
-                if row and logger is not None:
-                    logger.log(step, {"time_s": round(time.time(), 3), **row})
-                done = step >= tcfg.max_steps or self.should_stop
-                if improved and main:
-                    ckpt.write_best(self.run_dir, step, monitor, state["best"])
-                if improved or done or step % tcfg.checkpoint_every == 0:
-                    save(step)
-                for cb in self.callbacks:
-                    cb.on_step_end(self, step, {"loss": float(loss.detach())})
-                if self.should_stop and not done:  # a callback asked to stop
-                    save(step)
-                    done = True
-                if done:
-                    finished = True
+        try:
+            while not finished and not self.should_stop:
+                if tcfg.max_epochs is not None and state["epoch"] >= tcfg.max_epochs:
                     break
-            else:
-                state["epoch"] += 1
-                state["position"] = 0
-        progress.close()
-        if logger is not None:
-            logger.close()
+                self.sampler.set_position(state["epoch"], state["position"])
+                for batch in loader:
+                    if self._micro_step(model, batch):
+                        finished = True
+                        break
+                else:
+                    state["epoch"] += 1
+                    state["position"] = 0
+        finally:
+            self.progress.close()
+            if self.logger is not None:
+                self.logger.close()
 
+    def _micro_step(self, model, batch) -> bool:
+        """Forward/backward one micro-batch; at an accumulation boundary also step. True when training is done."""
+        import torch
+
+        tcfg, state = self.config.trainer, self.state
+        batch = self.task.move_batch(batch, self.device)
+        state["micro"] += 1
+        state["position"] += 1
+        boundary = state["micro"] % tcfg.accumulate == 0
+        sync = (contextlib.nullcontext() if (boundary or not self.dist.enabled) else self.ddp.no_sync())
+        with sync:
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+                out = self.task.training_step(self.train_view, batch, self.prepared)
+            loss, extra = (out if isinstance(out, tuple) else (out, {}))
+            if not torch.isfinite(loss.detach()):
+                raise FloatingPointError(f"loss is {loss.item()} at step {state['step'] + 1}")
+            self.scaler.scale(loss / tcfg.accumulate).backward()
+        w = self.window
+        w["loss"] += float(loss.detach())
+        w["n"] += 1
+        w["samples"] += tcfg.batch_size
+        for k, v in extra.items():
+            w["extra"][k] = w["extra"].get(k, 0.0) + float(v)
+        if not boundary:
+            return False
+        self._optimizer_step(model)
+        return self._after_step(float(loss.detach()))
+
+    def _optimizer_step(self, model) -> None:
+        import torch
+
+        tcfg = self.config.trainer
+        if tcfg.clip_grad_norm:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.clip_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.schedule.step()
+        self.state["step"] += 1
+        self.step = self.state["step"]
+
+    def _after_step(self, last_loss: float) -> bool:
+        """Log, validate, checkpoint and run callbacks after optimizer step ``self.step``; True when done."""
+        tcfg, state, step = self.config.trainer, self.state, self.step
+        state["elapsed_s"] = time.perf_counter() - self.started
+        row: dict = {}
+        if step % tcfg.log_every == 0 or step == tcfg.max_steps:
+            row.update(self._training_logs())
+        improved = False
+        if step % tcfg.val_every == 0 or step == tcfg.max_steps:
+            improved = self._validate(row)
+        if row and self.logger is not None:
+            self.logger.log(step, {"time_s": round(state["elapsed_s"], 3), **row})
+        done = step >= tcfg.max_steps or self.should_stop
+        if improved and self.dist.is_main:
+            ckpt.write_best(self.run_dir, step, self.monitor, state["best"])
+        if improved or done or step % tcfg.checkpoint_every == 0:
+            self._save(step)
+        for cb in self.callbacks:
+            cb.on_step_end(self, step, {"loss": last_loss})
+        if self.should_stop and not done:  # a callback asked to stop
+            self._save(step)
+            done = True
+        return done
+
+    def _training_logs(self) -> dict:
+        w = self.window
+        elapsed = time.perf_counter() - w["t"]
+        logs = {"loss": w["loss"] / w["n"], **{k: v / w["n"] for k, v in w["extra"].items()}}
+        logs = mean_across_ranks(self.dist, logs)
+        row = dict(epoch=self.state["epoch"], lr=self.optimizer.param_groups[0]["lr"], **logs,
+                   samples_per_s=w["samples"] / max(elapsed, 1e-9))
+        self.progress.update(self.step, {"loss": logs["loss"], "lr": row["lr"], "samples/s": row["samples_per_s"]})
+        self.window = {"loss": 0.0, "n": 0, "samples": 0, "t": time.perf_counter(), "extra": {}}
+        return row
+
+    def evaluate_split(self, model, split: str) -> dict | None:
+        """Rank 0 evaluates ``split`` in eval mode under no_grad with isolated RNG; broadcast to all ranks."""
+        import torch
+
+        dataset = self.prepared.split(split)
+        if dataset is None:
+            return None
+        metrics = None
+        if self.dist.is_main:
+            was_training = model.training
+            model.eval()
+            with torch.no_grad(), isolated_rng():
+                metrics = {k: float(v) for k, v in self.task.evaluate(model, dataset, self.prepared).items()}
+            model.train(was_training)
+        return broadcast_object(self.dist, metrics)
+
+    def _validate(self, row: dict) -> bool:
+        state, tcfg = self.state, self.config.trainer
+        metrics = self.evaluate_split(self.model, "val")
+        if not metrics:
+            return False
+        self.last_metrics = metrics
+        row.update(epoch=state["epoch"], **{f"val_{k}": v for k, v in metrics.items()})
+        value = metrics.get(self.monitor)
+        if value is None:
+            raise UserError(f"trainer.monitor: {self.monitor!r} is not among the validation metrics ({', '.join(metrics)})")
+        self.schedule.validation(value)
+        best, improved = state["best"], False
+        if best is None or (value < best if self.mode == "min" else value > best):
+            state["best"], state["bad_evals"], improved = value, 0, True
+        else:
+            state["bad_evals"] += 1
+        self.progress.message(f"step {self.step}: " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+        for cb in self.callbacks:
+            cb.on_validation_end(self, self.step, metrics)
+        if tcfg.early_stopping_patience and state["bad_evals"] >= tcfg.early_stopping_patience:
+            self.progress.message(f"early stopping: {self.monitor} has not improved for {state['bad_evals']} validations")
+            self.should_stop = True
+        return improved
+
+    def _save(self, step: int) -> None:
+        weights, meta = self._model_weights(self.model)
+        rngs = gather_objects(self.dist, rng_state())
+        if self.dist.is_main:
+            payload = {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+                       "scaler": self.scaler.state_dict() if self.use_scaler else None, "rng": rngs,
+                       "progress": dict(self.state)}
+            path = ckpt.save_checkpoint(self.run_dir, step, weights, payload,
+                                        metadata={**meta, "adapter": self.adapter or ""})
+            ckpt.apply_retention(self.run_dir, self.config.trainer.keep_last)
+            for cb in self.callbacks:
+                cb.on_checkpoint(self, step, path)
+        barrier(self.dist)
+
+    def _summarise(self, model) -> dict:
+        state = self.state
         summary = {"run_dir": str(self.run_dir), "steps": state["step"], "epochs": state["epoch"],
-                   "monitor": monitor, "best": state["best"], "val": last_metrics}
-        if main:
-            summary.update(self._finish(model, splits))
+                   "monitor": self.monitor, "best": state["best"], "val": self.last_metrics,
+                   "train_seconds": round(state.get("elapsed_s", 0.0), 1)}
+        if self.dist.is_main:
+            summary.update(self._finish(model))
             atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=1, default=float))
+            self._write_card()
         summary = broadcast_object(self.dist, summary)
         for cb in self.callbacks:
             cb.on_fit_end(self, summary)
         return summary
 
-    def _finish(self, model, splits) -> dict:
-        """Rank 0 after training: test metrics with the best weights, and the task's plots."""
+    def _finish(self, model) -> dict:
+        """Rank 0 after training: test metrics with the best weights, metric curves and the task's plots."""
         import torch
 
         out: dict = {}
@@ -428,11 +513,23 @@ class Trainer:
             out["checkpoint"] = str(best_path)
         model.eval()
         with torch.no_grad(), isolated_rng():
-            if splits.test is not None:
-                out["test"] = {k: float(v) for k, v in self.task.evaluate(model, splits.test, self.config).items()}
+            if self.prepared.test is not None:
+                out["test"] = {k: float(v) for k, v in self.task.evaluate(model, self.prepared.test,
+                                                                           self.prepared).items()}
+            plots = []
             try:
-                plots = self.task.plots(model, splits, self.config, self.run_dir)
-                out["plots"] = [str(p) for p in plots or []]
+                curves = metric_curves(self.run_dir / "metrics.csv", self.run_dir / "plots" / "curves.png")
+                plots += [curves] if curves else []
+                plots += list(self.task.plots(model, self.prepared, self.run_dir) or [])
             except Exception as exc:  # a failed plot must not lose a finished run
                 warnings.warn(f"plots failed: {type(exc).__name__}: {exc}", stacklevel=2)
+            out["plots"] = [str(p) for p in plots]
         return out
+
+    def _write_card(self) -> None:
+        try:
+            from ..card import write_card
+
+            write_card(self.run_dir, task=self.task, model=self.model, prepared=self.prepared)
+        except ImportError:
+            pass

@@ -21,10 +21,3 @@ def register_tasks(register):
         extra="brain",
         models=("sigplex.plugins.brain_seg.swin_unetr",),
     ))
-
-
-@hookimpl
-def register_datasets(register):
-    register("nifti-brain", "sigplex.datasets.nifti:read_cases",
-             description="BraTS 2021/2023 case folders, MSD Task01, MONAI datalist JSON",
-             requires=("nibabel",), extra="brain")

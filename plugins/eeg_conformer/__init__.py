@@ -25,10 +25,3 @@ def register_tasks(register):
         factory="sigplex.plugins.eeg_conformer.task:SeizureTask",
         requires=REQUIRES, extra="eeg", models=MODELS,
     ))
-
-
-@hookimpl
-def register_datasets(register):
-    register("eeg-mne", "sigplex.datasets.eeg:find_recordings",
-             description="EDF/BDF/GDF/FIF/BrainVision/EEGLAB recordings or a BIDS root, read with MNE",
-             requires=("mne",), extra="eeg")

@@ -22,10 +22,3 @@ def register_tasks(register):
         extra="ts",
         models=MODELS,
     ))
-
-
-@hookimpl
-def register_datasets(register):
-    register("csv-series", "sigplex.datasets.tabular:read_series",
-             description="CSV time series: wide (date + numeric columns, ETT) or long (unique_id, ds, y)",
-             requires=("pandas",), extra="ts")

@@ -6,11 +6,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pydantic import Field
+
 from sigplex.core.config import Section, TaskConfig, TrainerConfig
 from sigplex.core.errors import UserError
 from sigplex.core.fileio import atomic_path
-from sigplex.core.task import DataSplits, Task
-from pydantic import Field
+from sigplex.core.figures import figure
+from sigplex.core.infer import run_batched
+from sigplex.core.models import create_model
+from sigplex.core.splits import seeded_split
+from sigplex.core.task import Prepared, Task
 
 
 class ModelSection(Section):
@@ -99,12 +104,13 @@ class DenoiseTask(Task):
     config_class = DenoiseConfig
     presets = {"long": {"trainer": {"max_steps": 2000, "val_every": 200}, "model": {"channels": 64}}}
     monitor, monitor_mode = "snr_improvement_db", "max"
+    input_suffixes = (".npy", ".csv", ".txt")
+    output_suffixes = (".npy",)
+    distill_loss = "mse"
+    intended_use = "Demonstration of the sigplex plugin contract: denoising short 1-D signals."
+    limitations = "Trained on synthetic sums of sines with white Gaussian noise; not for real measurements."
 
     def build_model(self, config):
-        from sigplex.core.models import create_model
-
-        from . import model  # noqa: F401  (registers the model)
-
         m = config.model
         return create_model(m.name, channels=m.channels, depth=m.depth, kernel=m.kernel, dropout=m.dropout)
 
@@ -112,34 +118,32 @@ class DenoiseTask(Task):
         d = config.data
         if data is not None:
             clean, noisy = read_npz(Path(data), d.noise_std, d.seed)
-            n = len(clean)
-            if n < 3:
-                raise UserError(f"{data}: needs at least 3 signals (train/val/test), got {n}")
-            cut1, cut2 = int(n * 0.8), int(n * 0.9)
-            return DataSplits(SignalPairs(clean[:cut1], noisy[:cut1]), SignalPairs(clean[cut1:cut2], noisy[cut1:cut2]),
-                              SignalPairs(clean[cut2:], noisy[cut2:]))
+            parts = seeded_split(len(clean), (0.8, 0.1, 0.1), seed=d.seed, what=f"{data}: signals")
+            sets = [SignalPairs(clean[idx], noisy[idx]) for idx in parts]
+            return Prepared(config, *sets)
         parts = [make_signals(n, d.length, d.noise_std, d.seed * 3 + i) for i, n in enumerate((d.n_train, d.n_val, d.n_test))]
         (c0, x0), (c1, x1), (c2, x2) = parts
         # training items draw fresh noise each time (seeded per item by the core's sampler)
-        return DataSplits(SignalPairs(c0, x0, fresh_noise=d.noise_std), SignalPairs(c1, x1), SignalPairs(c2, x2))
+        return Prepared(config, SignalPairs(c0, x0, fresh_noise=d.noise_std), SignalPairs(c1, x1), SignalPairs(c2, x2))
 
-    def training_step(self, model, batch, config):
+    def evaluation_data(self, data, prepared):
+        clean, noisy = read_npz(Path(data), prepared.config.data.noise_std, prepared.config.data.seed)
+        return SignalPairs(clean, noisy)
+
+    def training_step(self, model, batch, prepared):
         estimate = model(batch["noisy"])
         return torch.nn.functional.mse_loss(estimate.float(), batch["clean"].float())
 
-    def evaluate(self, model, dataset, config):
-        device = next(model.parameters()).device
-        loader = torch.utils.data.DataLoader(dataset, batch_size=config.trainer.eval_batch)
-        sq, n, gain = 0.0, 0, []
-        for batch in loader:
-            noisy, clean = batch["noisy"].to(device), batch["clean"].to(device)
-            est = model(noisy)
-            sq += float((est - clean).pow(2).sum())
-            n += clean.numel()
-            gain.append(snr_db(clean, est) - snr_db(clean, noisy))
-        return {"mse": sq / n, "snr_improvement_db": float(torch.cat(gain).mean())}
+    def distill_outputs(self, model, batch, prepared):
+        return model(batch["noisy"])
 
-    def predict(self, model, inputs, config):
+    def evaluate(self, model, dataset, prepared):
+        noisy, clean = dataset.noisy, dataset.clean
+        est = run_batched(model, noisy, batch_size=prepared.config.trainer.eval_batch)
+        gain = snr_db(clean, est) - snr_db(clean, noisy)
+        return {"mse": float((est - clean).pow(2).mean()), "snr_improvement_db": float(gain.mean())}
+
+    def predict(self, model, inputs, prepared):
         if isinstance(inputs, (str, Path)):
             path = Path(inputs)
             if path.suffix == ".npy":
@@ -151,42 +155,30 @@ class DenoiseTask(Task):
         x = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
         if x.ndim not in (1, 2):
             raise UserError(f"input has shape {tuple(x.shape)}; expected [time] or [n_signals, time]")
-        single = x.ndim == 1
-        x = x.reshape(-1, 1, x.shape[-1]).to(next(model.parameters()).device)
-        y = model(x)[:, 0].cpu().numpy()
-        return y[0] if single else y
+        y = run_batched(model, x.reshape(-1, 1, x.shape[-1]))[:, 0].numpy()
+        return y[0] if x.ndim == 1 else y
 
-    def write_prediction(self, prediction, output, *, source=None, overwrite=False):
-        if output.suffix != ".npy":
-            raise UserError(f"--output {output}: expected a .npy file name")
-        with atomic_path(output, overwrite=overwrite) as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, np.asarray(prediction))
+    def write_prediction(self, prediction, output, prepared):
+        with atomic_path(output) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, np.asarray(prediction))
         return [output]
 
-    def example_input(self, config):
-        return torch.randn(1, 1, config.data.length)
+    def example_input(self, prepared):
+        return torch.randn(1, 1, prepared.config.data.length)
 
-    def plots(self, model, data, config, run_dir):
-        try:
-            import matplotlib
+    def export_axes(self, prepared):
+        return {0: {0: "batch", 2: "time"}}
 
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            return []
-        item = data.test[0] if data.test is not None else data.val[0]
-        est = model(item["noisy"][None].to(next(model.parameters()).device))[0, 0].cpu()
-        fig, ax = plt.subplots(figsize=(8, 3))
-        ax.plot(item["noisy"][0], lw=0.8, alpha=0.5, label="noisy")
-        ax.plot(item["clean"][0], lw=1.5, label="clean")
-        ax.plot(est, lw=1.2, ls="--", label="denoised")
-        ax.set_xlabel("sample")
-        ax.legend(loc="upper right")
-        fig.tight_layout()
-        out = Path(run_dir) / "plots" / "denoise_example.png"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
-        plt.close(fig)
-        return [out]
+    def plots(self, model, prepared, run_dir):
+        item = (prepared.test or prepared.val)[0]
+        est = run_batched(model, item["noisy"][None])[0, 0]
+        written = []
+        with figure(Path(run_dir) / "plots" / "denoise_example.png", written=written) as fig:
+            if fig is not None:
+                ax = fig.add_subplot()
+                ax.plot(item["noisy"][0], lw=0.8, alpha=0.5, label="noisy")
+                ax.plot(item["clean"][0], lw=1.5, label="clean")
+                ax.plot(est, lw=1.2, ls="--", label="denoised")
+                ax.set_xlabel("sample")
+                ax.legend(loc="upper right")
+        return written

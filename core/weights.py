@@ -1,0 +1,50 @@
+"""Loading model weights strictly, from run directories, checkpoint folders or weights files.
+
+Weights files are ``.safetensors`` or torch files read with ``weights_only=True``; a task may
+map a foreign layout with ``load_weights(model, weights, source=...)``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import UserError
+
+
+def load_base_weights(task, model, source: str | Path, what: str = "--init-from") -> None:
+    """Load full base weights into ``model`` from a run dir, a checkpoint folder or a weights file."""
+    from .fileio import load_weights_file
+    from .train import checkpoint as ckpt
+
+    source = Path(source)
+    if source.is_dir():
+        path = ckpt.pick_checkpoint(source)
+        weights, meta = ckpt.load_checkpoint_weights(path)
+        if meta.get("adapter"):
+            raise UserError(f"{what} {source}: holds adapter weights only; give the base model's run or weights")
+    else:
+        weights = load_weights_file(source)
+    loader = getattr(task, "load_weights", None)
+    if loader is not None:
+        loader(model, weights, source=str(source))
+        return
+    load_state_strict(model, weights, source)
+
+
+def load_state_strict(model, weights: dict, source, what: str = "the model") -> None:
+    """``model.load_state_dict(weights, strict=True)`` with one-line errors naming ``source`` and the keys."""
+    expected = model.state_dict()
+    missing, unexpected = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        raise UserError(f"{source}: weights do not fit {what} (missing {_few(missing)}; unexpected {_few(unexpected)})")
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise UserError(f"{source}: weights do not fit {what}: {first[-1].strip() if first else exc}") from None
+
+
+def _few(keys: list, n: int = 3) -> str:
+    if not keys:
+        return "none"
+    more = f" and {len(keys) - n} more" if len(keys) > n else ""
+    return ", ".join(keys[:n]) + more
