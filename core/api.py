@@ -22,7 +22,7 @@ from .plugins import PluginManager, get_plugin_manager
 from .task import Prepared, load_state
 from .weights import load_base_weights, load_state_strict
 
-__all__ = ["RunDir", "fit", "load_task", "load_run", "load_pretrained", "evaluate", "predict", "export",
+__all__ = ["RunDir", "fit", "load_task", "load_run", "load_pretrained", "load_predictor", "evaluate", "predict", "export",
            "cross_validate", "as_overrides", "Predictor", "load_base_weights", "load_state_strict"]
 
 
@@ -175,6 +175,18 @@ class Predictor:
         with torch.no_grad():
             return self.task.predict(self.model, inputs, self.prepared)
 
+    def predict_many(self, inputs, output_dir: str | Path, *, overwrite: bool = False, hash_paths: bool = False,
+                     progress: bool | None = None):
+        """Predict many inputs (files, folders, globs, manifests) into ``output_dir``; yields one result per input.
+
+        Each result has ``input``, ``outputs``, ``status`` (ok, skipped, failed), ``error``, ``seconds``
+        and ``sha256``; ``output_dir/manifest.jsonl`` records them all (see :mod:`sigplex.core.batch`).
+        """
+        from .batch import predict_many
+
+        inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+        yield from predict_many(self, inputs, output_dir, overwrite=overwrite, hash_paths=hash_paths, progress=progress)
+
     def evaluate(self, data: str | Path | None = None, split: str = "test", overrides=None) -> dict[str, float]:
         """Metrics on ``data`` (all of it, with the run's fitted state) or, without data, the run's ``split``."""
         import torch
@@ -289,19 +301,46 @@ def evaluate(checkpoint: str | Path, *, data: str | Path | None = None, plugin: 
     return predictor.evaluate(data, split=split)
 
 
-def predict(checkpoint: str | Path | None, inputs: Any, *, output: str | Path | None = None, overwrite: bool = False,
-            plugin: str | None = None, task: str | None = None, overrides=None, device: str = "cpu"):
-    """Predict one input; with ``output`` also write the result (never over an existing file unless ``overwrite``).
+def load_predictor(checkpoint: str | Path | None, *, plugin: str | None = None, task: str | None = None,
+                   overrides=None, device: str = "cpu", engine: str = "torch") -> Predictor:
+    """A run's model (``checkpoint``), or the task's shipped weights when ``checkpoint`` is None."""
+    if checkpoint is not None:
+        return load_run(checkpoint, plugin=plugin, task=task, overrides=overrides, device=device, engine=engine)
+    if plugin is None:
+        raise UserError("give --checkpoint RUN_DIR, or --plugin NAME to use the task's shipped weights")
+    return load_pretrained(plugin, task, overrides=overrides, device=device, engine=engine)
 
-    Returns the prediction, or the list of files written when ``output`` is given.
+
+def predict(checkpoint: str | Path | None, inputs: Any, *, output: str | Path | None = None, overwrite: bool = False,
+            plugin: str | None = None, task: str | None = None, overrides=None, device: str = "cpu",
+            hash_paths: bool = False):
+    """Predict one input; with ``output`` also write the result and its provenance sidecar ``<file>.json``.
+
+    Returns the prediction, or the list of files written when ``output`` is given. An output that
+    this model already wrote from the same input is left as it is (and returned); any other existing
+    output is an error unless ``overwrite``.
     """
-    predictor = (load_run(checkpoint, plugin=plugin, task=task, overrides=overrides, device=device)
-                 if checkpoint is not None else load_pretrained(plugin, task, overrides=overrides, device=device))
+
+    predictor = load_predictor(checkpoint, plugin=plugin, task=task, overrides=overrides, device=device)
     if output is None:
         return predictor.predict(inputs)
-    files = check_outputs(predictor.task, Path(output), predictor.prepared, overwrite=overwrite)
-    result = predictor.predict(inputs)
-    return write_outputs(predictor.task, result, Path(output), predictor.prepared, files, source=inputs)
+    return predict_with(predictor, inputs, output, overwrite=overwrite, hash_paths=hash_paths)
+
+
+def predict_with(predictor: Predictor, inputs, output: str | Path, *, overwrite: bool = False,
+                 hash_paths: bool = False) -> list[Path]:
+    """Predict one input with a loaded predictor and write the output files plus their provenance sidecars."""
+    from .batch import predict_many
+
+    if not isinstance(inputs, (str, Path)):
+        files = check_outputs(predictor.task, Path(output), predictor.prepared, overwrite=overwrite)
+        return write_outputs(predictor.task, predictor.predict(inputs), Path(output), predictor.prepared, files)
+    check_outputs(predictor.task, Path(output), predictor.prepared, overwrite=True)
+    (result,) = list(predict_many(predictor, [inputs], output, overwrite=overwrite, hash_paths=hash_paths,
+                                  progress=False, single_output=True))
+    if result.status == "failed":
+        raise UserError(result.error) if result.error_type == "UserError" else RuntimeError(result.error)
+    return [Path(p) for p in result.outputs]
 
 
 def check_outputs(task, output: Path, prepared: Prepared, *, overwrite: bool) -> list[Path]:

@@ -1,6 +1,7 @@
-"""The ``platform`` command (also installed as ``sigplex``): plugins, train, evaluate, predict, export.
+"""The ``platform`` command (also installed as ``sigplex``): plugins, train, evaluate, predict, export, card.
 
-Exit codes: 0 ok, 2 an error the user can fix (one line, no traceback), 1 an internal error.
+Exit codes: 0 ok, 2 an error the user can fix (one line, no traceback), 1 an internal error,
+3 some inputs of a batch prediction failed (the others were written; see manifest.jsonl).
 ``--verbose`` shows tracebacks. See docs/cli.md.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     plugins = sub.add_parser("plugins", help="list installed plugins", parents=[common])
-    psub = plugins.add_subparsers(dest="plugins_command", metavar="list")
+    psub = plugins.add_subparsers(dest="plugins_command", metavar="list|new")
     plist = psub.add_parser("list", help="name, version, distribution, tasks and status of every plugin", parents=[common])
     plist.add_argument("--json", action="store_true", help="print JSON")
 
@@ -62,11 +63,24 @@ def _parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="run a trained model on new input", parents=[common])
     task_args(pr, required=False)
     pr.add_argument("--checkpoint", help="run dir or checkpoint folder (default: the task's shipped weights)")
-    pr.add_argument("--input", required=True, help="input file or folder")
-    pr.add_argument("--output", required=True, help="output file or folder, as the task says")
-    pr.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    pr.add_argument("--input", required=True, nargs="+", metavar="PATH",
+                    help="one or more files, folders, quoted globs or manifests (*.manifest.txt, or a CSV whose "
+                         "first column is 'path')")
+    pr.add_argument("--output", required=True,
+                    help="output file for one input; a folder for several (outputs mirror the inputs' paths)")
+    pr.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    pr.add_argument("--hash-paths", action="store_true",
+                    help="record a hash instead of each input path in sidecars and the manifest")
     set_arg(pr, "data.fill=ffill")
     pr.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+
+    card = sub.add_parser("card", help="regenerate a run's model card (MODEL_CARD.md + card.json)", parents=[common])
+    card.add_argument("run", help="run directory")
+
+    new = psub.add_parser("new", help="write a ready plugin package with a task, a model and a passing test",
+                          parents=[common])
+    new.add_argument("name", help="plugin name (a Python identifier, e.g. ecg_beats)")
+    new.add_argument("--dir", default=".", help="folder to create the package in (default: here)")
 
     ex = sub.add_parser("export", help="export a trained model to ONNX or TorchScript", parents=[common])
     task_args(ex, required=False)
@@ -157,15 +171,51 @@ def _cmd_evaluate(args) -> int:
 
 def _cmd_predict(args) -> int:
     from . import api
+    from .batch import exit_code, expand_inputs
 
-    if not Path(args.input).exists():
-        raise UserError(f"--input {args.input}: no such file or folder")
-    if args.checkpoint is None and args.plugin is None:
-        raise UserError("predict: give --checkpoint RUN_DIR, or --plugin NAME to use the task's shipped weights")
-    written = api.predict(args.checkpoint, args.input, output=args.output, overwrite=args.overwrite,
-                          plugin=args.plugin, task=args.task, overrides=args.overrides, device=args.device)
-    for path in written or []:
-        print(f"wrote {path}")
+    predictor = api.load_predictor(args.checkpoint, plugin=args.plugin, task=args.task, overrides=args.overrides,
+                                   device=args.device)
+    if predictor.run is None:
+        print(f"using the shipped weights {predictor.source} (no --checkpoint given)", file=sys.stderr)
+    output = Path(args.output)
+    items = expand_inputs(predictor.task, args.input)
+    suffixes = tuple(getattr(predictor.task, "output_suffixes", ()) or ())
+    single = (len(args.input) == 1 and len(items) == 1 and not output.is_dir()
+              and (not suffixes or output.name.lower().endswith(suffixes)))
+    if single:
+        from .batch import predict_many
+
+        api.check_outputs(predictor.task, output, predictor.prepared, overwrite=True)
+        (r,) = predict_many(predictor, args.input, output, overwrite=args.overwrite, hash_paths=args.hash_paths,
+                            progress=False, single_output=True)
+        if r.status == "failed":
+            raise UserError(r.error) if r.error_type == "UserError" else RuntimeError(r.error)
+        for path in r.outputs:
+            print(f"{'already done (same model and input)' if r.status == 'skipped' else 'wrote'} {path}")
+        return 0
+    results = []
+    for r in predictor.predict_many(args.input, output, overwrite=args.overwrite, hash_paths=args.hash_paths):
+        results.append(r)
+        if r.status == "failed":
+            print(f"failed {r.input}: {r.error}", file=sys.stderr)
+    counts = {s: sum(r.status == s for r in results) for s in ("ok", "skipped", "failed")}
+    print(f"predicted {counts['ok']}, already done {counts['skipped']}, failed {counts['failed']} of {len(results)} "
+          f"inputs; manifest: {output / 'manifest.jsonl'}")
+    return exit_code(results)
+
+
+def _cmd_card(args) -> int:
+    from .card import regenerate
+
+    print(f"wrote {regenerate(args.run)}")
+    return 0
+
+
+def _cmd_plugins_new(args) -> int:
+    from .scaffold import new_plugin
+
+    root = new_plugin(args.name, Path(args.dir))
+    print(f"wrote {root}\nnext: pip install -e {root} && platform train --plugin {args.name} --max-steps 20")
     return 0
 
 
@@ -203,9 +253,13 @@ def main(argv: list[str] | None = None) -> int:
         _quiet_dependencies()
     try:
         if args.command == "plugins":
+            if args.plugins_command == "new":
+                return _cmd_plugins_new(args)
             if args.plugins_command != "list":
                 parser.parse_args(["plugins", "--help"])
             return _cmd_plugins_list(args)
+        if args.command == "card":
+            return _cmd_card(args)
         if args.command == "train":
             return _cmd_train(args, argv)
         if args.command == "evaluate":

@@ -129,7 +129,7 @@ def models_markdown() -> str:
     ]
     for name in list_models():
         e = _MODELS[name]
-        if e.domain == "doc":
+        if e.domain in ("doc", "test"):  # doctest and test-fixture models
             continue
         n_default = sum(p.numel() for p in e.build(**e.default).parameters())
         n_tiny = sum(p.numel() for p in e.build_tiny().parameters())

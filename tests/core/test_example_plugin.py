@@ -39,11 +39,16 @@ def test_cli_train_resume_evaluate_predict_export(tmp_path):
     assert out.returncode == 0, out.stderr
     before = (tmp_path / "y.npy").read_bytes()
     assert np.load(tmp_path / "y.npy").shape == (128,)
+    assert json.loads((tmp_path / "y.npy.json").read_text())["input_sha256"]  # provenance sidecar
     again = run_cli("predict", "--plugin", "example", "--checkpoint", run, "--input", tmp_path / "x.npy",
                     "--output", tmp_path / "y.npy")
-    assert again.returncode == 2 and "already exists" in again.stderr
+    assert again.returncode == 0 and "already done" in again.stdout  # same model, same input: skipped
+    np.save(tmp_path / "x2.npy", noisy[::-1].copy())
+    other = run_cli("predict", "--plugin", "example", "--checkpoint", run, "--input", tmp_path / "x2.npy",
+                    "--output", tmp_path / "y.npy")
+    assert other.returncode == 2 and "already exists" in other.stderr
     assert (tmp_path / "y.npy").read_bytes() == before  # untouched
-    assert run_cli("predict", "--plugin", "example", "--checkpoint", run, "--input", tmp_path / "x.npy",
+    assert run_cli("predict", "--plugin", "example", "--checkpoint", run, "--input", tmp_path / "x2.npy",
                    "--output", tmp_path / "y.npy", "--overwrite").returncode == 0
 
     out = run_cli("export", "--plugin", "example", "--checkpoint", run, "--format", "torchscript",

@@ -146,12 +146,13 @@ class DenoiseTask(Task):
     def predict(self, model, inputs, prepared):
         if isinstance(inputs, (str, Path)):
             path = Path(inputs)
-            if path.suffix == ".npy":
-                inputs = np.load(path, allow_pickle=False)
-            elif path.suffix in (".csv", ".txt"):
-                inputs = np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None, ndmin=1)
-            else:
+            if path.suffix not in (".npy", ".csv", ".txt"):
                 raise UserError(f"{path}: expected a .npy, .csv or .txt file of samples")
+            try:
+                inputs = (np.load(path, allow_pickle=False) if path.suffix == ".npy" else
+                          np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None, ndmin=1))
+            except (ValueError, OSError) as exc:
+                raise UserError(f"{path}: not a readable {path.suffix} file of samples ({exc})") from None
         x = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
         if x.ndim not in (1, 2):
             raise UserError(f"input has shape {tuple(x.shape)}; expected [time] or [n_signals, time]")

@@ -1,0 +1,332 @@
+"""Batch prediction for pipelines: many inputs, one model load, provenance sidecars, a manifest, resume.
+
+``expand_inputs`` turns command-line arguments (files, folders, quoted globs, manifests) into
+the task's inputs; :func:`predict_many` predicts each, isolates failures, skips outputs that
+a previous run of the same model already wrote, writes ``<output>.json`` provenance beside
+every file and ``manifest.jsonl`` (one record per input) in the output folder.
+
+Exit codes of ``platform predict``: 0 every input succeeded (or was already done), 3 some
+failed (the rest are written; failures are in the manifest), 2 every input failed with a
+user error.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .errors import UserError
+from .fileio import atomic_write_text, sha256_file
+
+MANIFEST = "manifest.jsonl"
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass
+class InputItem:
+    """One input of a batch: its path, or the reason it cannot be used."""
+
+    path: Path
+    error: str | None = None
+
+
+@dataclass
+class ItemResult:
+    """What happened to one input (one line of ``manifest.jsonl``)."""
+
+    input: str
+    outputs: list[str] = field(default_factory=list)
+    status: str = "ok"  # ok | skipped | failed
+    error: str | None = None
+    error_type: str | None = None
+    seconds: float = 0.0
+    sha256: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# --- inputs ----------------------------------------------------------------------------------
+def _manifest_paths(path: Path) -> list[Path]:
+    base = path.parent
+    if path.name.lower().endswith(".manifest.txt"):
+        lines = [ln.strip() for ln in path.read_text().splitlines()]
+        entries = [ln for ln in lines if ln and not ln.startswith("#")]
+    else:
+        import csv
+
+        with open(path, newline="") as fh:
+            rows = list(csv.reader(fh))
+        entries = [r[0].strip() for r in rows[1:] if r and r[0].strip()]
+    return [p if p.is_absolute() else base / p for p in map(Path, entries)]
+
+
+def _is_csv_manifest(path: Path) -> bool:
+    if path.suffix.lower() != ".csv" or not path.is_file():
+        return False
+    with open(path, newline="") as fh:
+        first = fh.readline()
+    return first.split(",")[0].strip().strip('"').lower() == "path"
+
+
+def _walk(task, folder: Path) -> list[Path]:
+    """Inputs inside ``folder`` in sorted order; a folder that is itself an input is not entered."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        here = Path(root)
+        keep = []
+        for d in dirs:
+            if task.is_input(here / d) and getattr(task, "input_kind", "file") == "folder":
+                found.append(here / d)
+            elif not d.startswith("."):
+                keep.append(d)
+        dirs[:] = keep
+        if getattr(task, "input_kind", "file") != "folder":
+            found += [here / f for f in sorted(files) if not f.startswith(".") and task.is_input(here / f)]
+    return found
+
+
+def expand_inputs(task, args: Iterable[str | Path]) -> list[InputItem]:
+    """Files, folders, quoted globs and manifests (``*.manifest.txt``, a CSV whose first header is ``path``) -> inputs."""
+    items: list[InputItem] = []
+    for raw in args:
+        text = str(raw)
+        path = Path(text)
+        if not path.exists() and _GLOB_CHARS & set(text):
+            matches = sorted(glob.glob(text, recursive=True))
+            if not matches:
+                items.append(InputItem(path, f"{text}: the pattern matches nothing"))
+            for m in matches:
+                p = Path(m)
+                items += [InputItem(q) for q in (_walk(task, p) if p.is_dir() and not task.is_input(p) else [p])]
+            continue
+        if not path.exists():
+            items.append(InputItem(path, f"{path}: no such file or folder"))
+        elif path.is_file() and (path.name.lower().endswith(".manifest.txt") or _is_csv_manifest(path)):
+            for p in _manifest_paths(path):
+                items.append(InputItem(p) if p.exists() else InputItem(p, f"{p}: no such file or folder (from {path})"))
+        elif path.is_dir() and not task.is_input(path):
+            inner = _walk(task, path)
+            if not inner:
+                what = "case folders" if getattr(task, "input_kind", "file") == "folder" else \
+                    "files ending in " + (" or ".join(task.input_suffixes) or "any suffix")
+                items.append(InputItem(path, f"{path}: holds no inputs for this task (expected {what})"))
+            items += [InputItem(p) for p in inner]
+        else:
+            items.append(InputItem(path))
+    seen, unique = set(), []
+    for item in items:
+        key = str(item.path.resolve()) if item.error is None else str(item.path)
+        if key not in seen:
+            seen.add(key)
+            unique.append(item)
+    return unique
+
+
+def input_sha256(path: Path) -> str:
+    """sha256 of a file, or of a folder's files (relative paths and contents, sorted)."""
+    path = Path(path)
+    if path.is_file():
+        return sha256_file(path)
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(path)).encode())
+        h.update(sha256_file(f).encode())
+    return h.hexdigest()
+
+
+def common_root(paths: list[Path]) -> Path:
+    """The deepest folder containing every path (a single file's folder)."""
+    resolved = [p.resolve() for p in paths]
+    if len(resolved) == 1:
+        return resolved[0].parent
+    return Path(os.path.commonpath([str(p) for p in resolved]))
+
+
+def output_for(task, inp: Path, root: Path, out_dir: Path) -> Path:
+    """The output path mirroring ``inp`` under ``out_dir`` (relative to ``root``), with the task's output suffix."""
+    rel = inp.resolve().relative_to(root)
+    name = rel.name
+    for suffix in sorted(getattr(task, "input_suffixes", ()) or (), key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    else:
+        name = name.split(".")[0] if inp.is_file() and "." in name[1:] else name
+    suffixes = getattr(task, "output_suffixes", ()) or ()
+    suffix = suffixes[0] if suffixes else ""
+    return out_dir / rel.parent / f"{name}{suffix}"
+
+
+# --- provenance ------------------------------------------------------------------------------
+def config_sha256(config) -> str:
+    data = config.model_dump(mode="json") if hasattr(config, "model_dump") else config
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def model_provenance(predictor) -> dict:
+    """The facts shared by every output of one predictor: versions, checkpoint sha256, config hash, device."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from . import __version__
+    from .infer import model_device
+
+    weights = None
+    if predictor.checkpoint is not None:
+        ck = Path(predictor.checkpoint)
+        weights = ck / "model.safetensors" if ck.is_dir() else ck
+    plugin_version = None
+    try:
+        from .plugins import get_plugin_manager
+
+        plugin_version = get_plugin_manager().records[predictor.plugin].version or None
+    except Exception:
+        plugin_version = None
+    try:
+        sigplex_version = version("sigplex")
+    except PackageNotFoundError:
+        sigplex_version = __version__
+    run_info = predictor.run.info if predictor.run is not None else {}
+    return {
+        "sigplex_version": sigplex_version,
+        "plugin": predictor.plugin, "plugin_version": plugin_version,
+        "task": getattr(predictor.task, "name", None),
+        "model": getattr(getattr(predictor.config, "model", None), "name", None),
+        "checkpoint": predictor.source,
+        "checkpoint_sha256": sha256_file(weights) if weights is not None and weights.is_file() else None,
+        "adapter": run_info.get("adapter"), "init_from": run_info.get("init_from"),
+        "config_sha256": config_sha256(predictor.config),
+        "device": str(model_device(predictor.model)),
+        "engine": getattr(predictor, "engine", "torch"),
+    }
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _same_model(record: dict, base: dict, sha: str | None) -> bool:
+    keys = ("checkpoint_sha256", "config_sha256")
+    return all(record.get(k) == base.get(k) for k in keys) and record.get("input_sha256") == sha
+
+
+# --- the loop --------------------------------------------------------------------------------
+def predict_many(predictor, inputs: Iterable[str | Path], output: str | Path, *, overwrite: bool = False,
+                 hash_paths: bool = False, progress: bool | None = None, single_output: bool = False
+                 ) -> Iterator[ItemResult]:
+    """Predict every input, yielding one :class:`ItemResult` each (see the module docstring).
+
+    ``output`` is a folder (outputs mirror the inputs' paths below their common root), or with
+    ``single_output=True`` and one input, the output file itself.
+    """
+    from .api import check_outputs, write_outputs
+
+    task, prepared = predictor.task, predictor.prepared
+    items = expand_inputs(task, inputs)
+    usable = [i.path for i in items if i.error is None]
+    root = common_root(usable) if usable else Path.cwd()
+    output = Path(output)
+    out_dir = output.parent if single_output else output
+    if not single_output:
+        if output.exists() and not output.is_dir():
+            raise UserError(f"--output {output}: is a file; with several inputs --output must be a folder")
+        output.mkdir(parents=True, exist_ok=True)
+    base = model_provenance(predictor)
+    records: list[dict] = []
+    bar = _progress(len(items), progress)
+    partial = out_dir / (MANIFEST + ".partial")
+    if not single_output:
+        partial.write_text("")
+    try:
+        for item in items:
+            result = _one(predictor, task, prepared, item, root, output, out_dir, base, overwrite, hash_paths,
+                          single_output, check_outputs, write_outputs)
+            records.append(result.as_dict())
+            if not single_output:
+                with open(partial, "a") as fh:
+                    fh.write(json.dumps(result.as_dict()) + "\n")
+            if bar is not None:
+                bar.advance(bar.task_ids[0])
+            yield result
+    finally:
+        if bar is not None:
+            bar.stop()
+        if not single_output:
+            atomic_write_text(out_dir / MANIFEST, "".join(json.dumps(r) + "\n" for r in records))
+            partial.unlink(missing_ok=True)
+
+
+def _progress(total: int, enabled: bool | None):
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled or total < 2:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("predict"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=False)
+    bar.start()
+    bar.add_task("predict", total=total)
+    return bar
+
+
+def _one(predictor, task, prepared, item: InputItem, root, output, out_dir, base, overwrite, hash_paths,
+         single_output, check_outputs, write_outputs) -> ItemResult:
+    shown = hashlib.sha256(str(item.path.resolve()).encode()).hexdigest()[:16] if hash_paths else str(item.path)
+    result = ItemResult(input=shown)
+    t0 = time.perf_counter()
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    try:
+        if item.error:
+            raise UserError(item.error)
+        result.sha256 = input_sha256(item.path)
+        target = output if single_output else output_for(task, item.path, root, out_dir)
+        files = [Path(f) for f in task.output_files(target, prepared)]
+        existing = [f for f in files if f.exists()]
+        if existing and not overwrite:
+            done = [json.loads(_sidecar(f).read_text()) if _sidecar(f).is_file() else {} for f in existing]
+            if len(existing) == len(files) and all(_same_model(d, base, result.sha256) for d in done):
+                result.status, result.outputs = "skipped", [str(f) for f in files]
+                return result
+            raise UserError(f"{existing[0]}: already exists from another model or input; pass --overwrite")
+        check_outputs(task, target, prepared, overwrite=True)
+        prediction = predictor.predict(item.path)
+        written = write_outputs(task, prediction, target, prepared, files, source=item.path)
+        seconds = time.perf_counter() - t0
+        record = {**base, "input": shown, "input_sha256": result.sha256, "started": started,
+                  "seconds": round(seconds, 4), "choices": _choices(task, prediction)}
+        for f in written:
+            atomic_write_text(_sidecar(f), json.dumps({**record, "output": f.name}, indent=1, default=str))
+        result.outputs = [str(f) for f in written]
+    except UserError as exc:
+        result.status, result.error, result.error_type = "failed", str(exc), "UserError"
+    except Exception as exc:  # one bad input must not stop the batch
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        result.status, result.error, result.error_type = "failed", f"{type(exc).__name__}: {first}", type(exc).__name__
+    finally:
+        result.seconds = round(time.perf_counter() - t0, 4)
+    return result
+
+
+def _choices(task, prediction) -> dict:
+    """Choices the task made on the input (e.g. which DICOM series), from ``prediction.provenance``."""
+    getter = getattr(task, "prediction_provenance", None)
+    if callable(getter):
+        return dict(getter(prediction) or {})
+    return dict(getattr(prediction, "provenance", None) or {})
+
+
+def exit_code(results: list[ItemResult]) -> int:
+    """0 all ok/skipped; 3 some failed; 2 all failed with user errors; 1 all failed, some internally."""
+    failed = [r for r in results if r.status == "failed"]
+    if not failed:
+        return 0
+    if len(failed) < len(results):
+        return 3
+    return 2 if all(r.error_type == "UserError" for r in failed) else 1

@@ -1,0 +1,95 @@
+"""Batch prediction: many inputs with one model load, provenance sidecars, manifest, resume, isolated failures."""
+import json
+
+import numpy as np
+import pytest
+from helpers import needs_example, run_cli
+
+pytestmark = needs_example
+FAST = ["--set", "model.channels=4", "--set", "model.depth=1", "--set", "trainer.val_every=5"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("batch") / "run"
+    done = run_cli("train", "--plugin", "example", "--max-steps", 5, "--out", out, *FAST)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def _inputs(folder, n=12, bad_at=5):
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        sub = folder / ("a" if i % 2 else "b")
+        sub.mkdir(parents=True, exist_ok=True)
+        if i == bad_at:
+            (sub / f"x{i:02d}.npy").write_bytes(b"this is not a npy file")
+        else:
+            np.save(sub / f"x{i:02d}.npy", rng.normal(size=64).astype(np.float32))
+
+
+def test_folder_batch_isolates_one_corrupt_file_then_resumes(run, tmp_path):
+    _inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    first = run_cli("predict", "--checkpoint", run, "--input", tmp_path / "in", "--output", out)
+    assert first.returncode == 3, first.stderr
+    assert "failed 1 of 12" in first.stdout and "x05.npy" in first.stderr
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert len(records) == 12 and sum(r["status"] == "ok" for r in records) == 11
+    bad = next(r for r in records if r["status"] == "failed")
+    assert bad["input"].endswith("x05.npy") and bad["error"] and bad["error_type"]
+    ok = next(r for r in records if r["status"] == "ok")
+    assert set(ok) >= {"input", "outputs", "status", "error", "seconds", "sha256"}
+    # outputs mirror the inputs below their common root, each with a provenance sidecar
+    assert (out / "a" / "x01.npy").is_file() and (out / "b" / "x00.npy").is_file()
+    side = json.loads((out / "a" / "x01.npy.json").read_text())
+    from sigplex.core.fileio import sha256_file
+
+    assert side["checkpoint_sha256"] == sha256_file(next(run.glob("checkpoints/*/model.safetensors")))
+    assert side["input_sha256"] == sha256_file(tmp_path / "in" / "a" / "x01.npy")
+    assert side["plugin"] == "example" and side["config_sha256"] and side["device"] == "cpu"
+    before = (out / "a" / "x01.npy").stat().st_mtime_ns
+
+    again = run_cli("predict", "--checkpoint", run, "--input", tmp_path / "in", "--output", out)
+    assert again.returncode == 3  # the corrupt file still fails; everything else is skipped
+    assert "predicted 0, already done 11, failed 1" in again.stdout
+    assert (out / "a" / "x01.npy").stat().st_mtime_ns == before
+
+
+def test_glob_manifest_and_foreign_outputs(run, tmp_path):
+    _inputs(tmp_path / "in", n=4, bad_at=-1)
+    manifest = tmp_path / "list.manifest.txt"
+    manifest.write_text("in/a/x01.npy\n# a comment\nin/b/x02.npy\n")
+    out = tmp_path / "out"
+    done = run_cli("predict", "--checkpoint", run, "--input", manifest, str(tmp_path / "in" / "a" / "*.npy"),
+                   "--output", out, "--hash-paths")
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert len(records) == 3  # x01 twice (manifest and glob) counts once
+    assert all("/" not in r["input"] for r in records)  # hashed, no path
+    # an output written by another input is not overwritten without --overwrite
+    target = next(out.rglob("x02.npy"))
+    sidecar = target.with_name(target.name + ".json")
+    data = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**data, "input_sha256": "0" * 64}))
+    redo = run_cli("predict", "--checkpoint", run, "--input", manifest, "--output", out)
+    assert redo.returncode == 3 and "pass --overwrite" in redo.stderr
+    assert run_cli("predict", "--checkpoint", run, "--input", manifest, "--output", out,
+                   "--overwrite").returncode == 0
+
+
+def test_all_inputs_failing_is_exit_2(run, tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "x.npy").write_bytes(b"bad")
+    (tmp_path / "in" / "y.npy").write_bytes(b"bad")
+    done = run_cli("predict", "--checkpoint", run, "--input", tmp_path / "in", "--output", tmp_path / "out")
+    assert done.returncode == 2, done.stderr
+
+
+def test_predict_many_python_api(run, tmp_path):
+    import sigplex.core as sp
+
+    _inputs(tmp_path / "in", n=3, bad_at=-1)
+    results = list(sp.load_run(run).predict_many(tmp_path / "in", tmp_path / "out"))
+    assert [r.status for r in results] == ["ok"] * 3
+    assert all(r.sha256 and len(r.outputs) == 1 for r in results)
