@@ -19,6 +19,7 @@ import time
 import warnings
 from pathlib import Path
 
+from ..card import machine, write_card
 from ..compat import V1TaskAdapter, prepare
 from ..config import config_to_yaml
 from ..errors import UserError
@@ -264,7 +265,7 @@ class Trainer:
             if not isinstance(self.task, V1TaskAdapter):
                 save_state(self.prepared.state, self.run_dir)
             atomic_write_text(self.run_dir / "run.json", json.dumps(
-                {**self.run_info, "contract": getattr(self.task, "contract", CONTRACT_VERSION),
+                {**self.run_info, "contract": getattr(self.task, "contract", CONTRACT_VERSION), "machine": machine(),
                  "adapter": self.adapter, "init_from": str(self.init_from) if self.init_from else None,
                  "created": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=1))
         barrier(self.dist)
@@ -528,8 +529,6 @@ class Trainer:
 
     def _write_card(self) -> None:
         try:
-            from ..card import write_card
-
             write_card(self.run_dir, task=self.task, model=self.model, prepared=self.prepared)
-        except ImportError:
-            pass
+        except Exception as exc:  # a card must not lose a finished run
+            warnings.warn(f"model card failed: {type(exc).__name__}: {exc}", stacklevel=2)
