@@ -111,8 +111,11 @@ def fit(plugin: str, *, task: str | None = None, data: str | Path | None = None,
         overrides: dict | list | None = None, adapter: str | None = None, init_from: str | Path | None = None,
         max_steps: int | None = None, out: str | Path | None = None, resume: str | Path | None = None,
         device: str | None = None, callbacks: Iterable = (), pm: PluginManager | None = None,
-        override_label: str = "overrides") -> RunDir:
+        override_label: str = "overrides", distill_from: str | Path | None = None) -> RunDir:
     """Train a task (``platform train``); returns the run directory.
+
+    ``distill_from`` (a run directory or weights file) trains this model as the student of that
+    teacher; see :mod:`sigplex.core.train.distill` and the ``distill`` config section.
 
     ``resume=RUN_DIR`` continues that run exactly, with its saved config (``max_steps``
     and ``overrides`` may extend it).
@@ -144,7 +147,10 @@ def fit(plugin: str, *, task: str | None = None, data: str | Path | None = None,
         raise UserError(f"--data {data}: no such file or folder")
     if init_from is not None and not Path(init_from).exists():
         raise UserError(f"--init-from {init_from}: no such run directory or weights file")
-    info = {"plugin": plugin, "task": spec.name, "data": str(Path(data).resolve()) if data else None}
+    if distill_from is not None and not Path(distill_from).exists():
+        raise UserError(f"--distill-from {distill_from}: no such run directory or weights file")
+    info = {"plugin": plugin, "task": spec.name, "data": str(Path(data).resolve()) if data else None,
+            "distill_from": str(Path(distill_from).resolve()) if distill_from else None}
     trainer = Trainer(task_obj, cfg, run_path, callbacks=callbacks, adapter=adapter,
                       init_from=Path(init_from).resolve() if init_from else None, run_info=info)
     trainer.fit(data=data, resume=False)

@@ -40,12 +40,14 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"override a config value, e.g. --set {example} (repeatable)")
 
     train = sub.add_parser("train", help="train a task", parents=[common])
-    task_args(train)
+    task_args(train, required=False)
     train.add_argument("--data", help="data file or folder (default: the task's embedded data)")
     train.add_argument("--config", help="YAML file or preset name")
     set_arg(train)
     train.add_argument("--adapter", help="fine-tune only an adapter, e.g. lora:r=8,alpha=16")
     train.add_argument("--init-from", help="run dir or weights file to start from")
+    train.add_argument("--distill-from", help="teacher run dir or weights file: train this model as its student "
+                                              "(see the distill.* config section)")
     train.add_argument("--max-steps", type=int, help="shortcut for --set trainer.max_steps=N")
     train.add_argument("--out", help="run directory to create (default: runs/PLUGIN-TASK-TIME)")
     train.add_argument("--resume", help="continue this run directory exactly where it stopped")
@@ -136,17 +138,20 @@ def _exec_torchrun(args, argv: list[str]) -> int:
 def _cmd_train(args, argv) -> int:
     from . import api
 
+    if not args.plugin and not args.resume:
+        raise UserError("train: --plugin NAME is required (or --resume RUN_DIR, which names its plugin)")
     if args.nproc < 1:
         raise UserError(f"--nproc {args.nproc}: expected a positive number of processes")
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return _exec_torchrun(args, argv)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not (args.out or args.resume):
         raise UserError("--out is required when launched by torchrun (every process must write the same run)")
-    if args.resume and (args.config or args.adapter or args.init_from or args.out):
-        raise UserError("--resume continues a run with its saved config; drop --config/--adapter/--init-from/--out")
+    if args.resume and (args.config or args.adapter or args.init_from or args.out or args.distill_from):
+        raise UserError("--resume continues a run with its saved config; drop --config/--adapter/--init-from/--out/"
+                        "--distill-from")
     run = api.fit(args.plugin, task=args.task, data=args.data, config=args.config, overrides=args.overrides,
                   adapter=args.adapter, init_from=args.init_from, max_steps=args.max_steps, out=args.out,
-                  resume=args.resume, device=args.device, override_label="--set")
+                  resume=args.resume, device=args.device, override_label="--set", distill_from=args.distill_from)
     if int(os.environ.get("RANK", "0")) == 0:
         summary = run.summary
         for split in ("val", "test"):

@@ -72,6 +72,20 @@ class OptimConfig(Section):
     plateau_patience: int = Field(2, ge=0, description="validations without improvement for 'plateau'")
 
 
+class DistillConfig(Section):
+    """Knowledge distillation, used when training with ``--distill-from RUN_OR_WEIGHTS``.
+
+    The loss is ``(1 - alpha) * task_loss + alpha * match(student, teacher)`` where ``match`` is
+    KL divergence of temperature-softened logits (times ``temperature**2``) for ``kind="kl"``, or
+    the mean squared error of outputs for ``kind="mse"``; ``"auto"`` takes the task's ``distill_loss``.
+    """
+
+    alpha: float = Field(0.5, ge=0, le=1, description="weight of the teacher-matching term")
+    temperature: float = Field(4.0, gt=0, description="softmax temperature for kind=kl")
+    kind: Literal["auto", "kl", "mse"] = "auto"
+    teacher_model: Optional[str] = Field(None, description="registered model name of a bare teacher weights file")
+
+
 class EmptySection(Section):
     """A section with no fields (tasks replace it)."""
 
@@ -83,6 +97,7 @@ class TaskConfig(Section):
     data: EmptySection = Field(default_factory=EmptySection)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
 
 
 

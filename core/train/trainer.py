@@ -242,6 +242,11 @@ class Trainer:
         self._prepare_data(data)
         self._write_run_files(resume)
         model = self.model = self._build_model()
+        self.teacher = None
+        if self.run_info.get("distill_from"):
+            from .distill import load_teacher
+
+            self.teacher = load_teacher(self.task, self.prepared, self.run_info["distill_from"], self.device)
         self._make_optimizer(model)
         self.state = {"step": 0, "epoch": 0, "position": 0, "best": None, "bad_evals": 0, "micro": 0, "elapsed_s": 0.0}
         if resume:
@@ -370,7 +375,11 @@ class Trainer:
         with sync:
             with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
                 out = self.task.training_step(self.train_view, batch, self.prepared)
-            loss, extra = (out if isinstance(out, tuple) else (out, {}))
+                loss, extra, outputs = (tuple(out) + (None,) * (3 - len(out)) if isinstance(out, tuple)
+                                        else (out, {}, None))
+                extra = dict(extra or {})
+                if self.teacher is not None:
+                    loss = self._distill(batch, loss, outputs, extra)
             if not torch.isfinite(loss.detach()):
                 raise FloatingPointError(f"loss is {loss.item()} at step {state['step'] + 1}")
             self.scaler.scale(loss / tcfg.accumulate).backward()
@@ -384,6 +393,23 @@ class Trainer:
             return False
         self._optimizer_step(model)
         return self._after_step(float(loss.detach()))
+
+    def _distill(self, batch, task_loss, student_outputs, extra: dict):
+        """Mix the task loss with the teacher-matching term (teacher in eval mode under no_grad)."""
+        import torch
+
+        from .distill import distill_loss
+
+        d = self.config.distill
+        kind = d.kind if d.kind != "auto" else getattr(self.task, "distill_loss", "kl")
+        if student_outputs is None:
+            student_outputs = self.task.distill_outputs(self.train_view, batch, self.prepared)
+        with torch.no_grad():
+            teacher_outputs = self.task.distill_outputs(self.teacher.model, batch, self.teacher.prepared)
+        match = distill_loss(student_outputs, teacher_outputs, kind, d.temperature)
+        extra["task_loss"] = float(task_loss.detach())
+        extra["distill_loss"] = float(match.detach())
+        return (1 - d.alpha) * task_loss + d.alpha * match
 
     def _optimizer_step(self, model) -> None:
         import torch
