@@ -168,6 +168,7 @@ class Predictor:
                  plugin: str = "", source: str = ""):
         self.task, self.prepared, self.model, self.run, self.checkpoint = task, prepared, model, run, checkpoint
         self.plugin, self.source = plugin, source or (str(checkpoint) if checkpoint else "")
+        self.engine = "torch"
 
     @property
     def config(self):
@@ -294,9 +295,26 @@ def load_pretrained(plugin: str, task: str | None = None, *, device: str = "cpu"
 
 
 def _with_engine(predictor: Predictor, engine: str) -> Predictor:
+    """Swap the torch module for an ONNX Runtime session (exporting ``RUN/export/model.onnx`` if needed)."""
+    from .engines import ENGINES, OnnxModel
+
+    if engine not in ENGINES:
+        raise UserError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    predictor.engine = engine
     if engine == "torch":
         return predictor
-    raise UserError(f"--engine {engine!r}: expected torch")
+    if predictor.run is not None:
+        path = predictor.run.path / "export" / "model.onnx"
+        if not path.is_file():
+            export_predictor(predictor, "onnx", path)
+    else:  # shipped weights: export to a private temporary folder, never into the package
+        import tempfile
+
+        path = Path(tempfile.mkdtemp(prefix="sigplex-ort-")) / "model.onnx"
+        export_predictor(predictor, "onnx", path)
+    predictor.torch_model = predictor.model
+    predictor.model = OnnxModel(path)
+    return predictor
 
 
 def evaluate(checkpoint: str | Path, *, data: str | Path | None = None, plugin: str | None = None,
@@ -375,14 +393,31 @@ def write_outputs(task, result, output: Path, prepared: Prepared, files: list[Pa
     return [Path(p) for p in written]
 
 
-def export(checkpoint: str | Path, *, format: str, output: str | Path, plugin: str | None = None,
-           task: str | None = None, overwrite: bool = False, check: bool = True) -> dict:
-    """Export a run's model to ONNX or TorchScript; returns {"path", "max_abs_diff"}."""
+def export_predictor(predictor: Predictor, format: str, output: Path, *, overwrite: bool = False,
+                     check: bool = True) -> dict:
+    """Export a loaded predictor's model with the task's example input, dynamic axes and provenance metadata."""
+    from .batch import model_provenance
     from .export import export_model
 
-    predictor = load_run(checkpoint, plugin=plugin, task=task, merge=True)
     example = predictor.task.example_input(predictor.prepared)
-    return export_model(predictor.model, example, format=format, output=Path(output), overwrite=overwrite, check=check)
+    axes = predictor.task.export_axes(predictor.prepared) if hasattr(predictor.task, "export_axes") else None
+    meta = {f"sigplex.{k}": v for k, v in model_provenance(predictor).items() if v is not None}
+    return export_model(predictor.model, example, format=format, output=Path(output), overwrite=overwrite,
+                        check=check, dynamic_axes=axes, metadata=meta)
+
+
+def export(checkpoint: str | Path, *, format: str, output: str | Path | None = None, plugin: str | None = None,
+           task: str | None = None, overwrite: bool = False, check: bool = True) -> dict:
+    """Export a run's model to ONNX or TorchScript (default: ``RUN/export/model.onnx|.pt``).
+
+    Returns ``{"path", "max_abs_diff", ...}``; the ONNX file carries the run's provenance in ``metadata_props``.
+    """
+    predictor = load_run(checkpoint, plugin=plugin, task=task, merge=True)
+    if output is None:
+        if predictor.run is None:
+            raise UserError("export: --output is required for a checkpoint outside a run directory")
+        output = predictor.run.path / "export" / ("model.onnx" if format == "onnx" else "model.pt")
+    return export_predictor(predictor, format, Path(output), overwrite=overwrite, check=check)
 
 
 def cross_validate(plugin: str, *, task: str | None = None, out: str | Path, data: str | Path | None = None,

@@ -75,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="record a hash instead of each input path in sidecars and the manifest")
     set_arg(pr, "data.fill=ffill")
     pr.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    pr.add_argument("--engine", default="torch", choices=["torch", "onnxruntime"],
+                    help="run the model in torch, or in ONNX Runtime from RUN/export/model.onnx (exported if missing)")
 
     card = sub.add_parser("card", help="regenerate a run's model card (MODEL_CARD.md + card.json)", parents=[common])
     card.add_argument("run", help="run directory")
@@ -88,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     task_args(ex, required=False)
     ex.add_argument("--checkpoint", required=True)
     ex.add_argument("--format", required=True, choices=["onnx", "torchscript"])
-    ex.add_argument("--output", required=True)
+    ex.add_argument("--output", help="output file (default: RUN/export/model.onnx or model.pt)")
     ex.add_argument("--overwrite", action="store_true")
     return p
 
@@ -179,7 +181,7 @@ def _cmd_predict(args) -> int:
     from .batch import exit_code, expand_inputs
 
     predictor = api.load_predictor(args.checkpoint, plugin=args.plugin, task=args.task, overrides=args.overrides,
-                                   device=args.device)
+                                   device=args.device, engine=args.engine)
     if predictor.run is None:
         print(f"using the shipped weights {predictor.source} (no --checkpoint given)", file=sys.stderr)
     output = Path(args.output)

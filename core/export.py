@@ -37,9 +37,33 @@ def _first_tensor(out):
     raise TypeError(f"cannot compare model output of type {type(out).__name__}")
 
 
+def _grown(example: tuple, axes: dict[int, dict[int, str]]) -> tuple:
+    """A second example whose dynamic axes differ from the first (batch 3, other lengths +50%), to prove they are."""
+    import torch
+
+    out = []
+    for i, x in enumerate(example):
+        shape = list(x.shape)
+        for axis in (axes or {}).get(i, {}):
+            shape[axis] = 3 if axis == 0 else max(shape[axis] + shape[axis] // 2, shape[axis] + 1)
+        if shape == list(x.shape):
+            out.append(x)
+        elif x.is_floating_point():
+            out.append(torch.randn(shape, dtype=x.dtype))
+        else:
+            out.append(torch.randint(0, int(x.max()) + 1 if x.numel() else 2, shape, dtype=x.dtype))
+    return tuple(out)
+
+
 def export_model(model, example, *, format: str, output: Path, overwrite: bool = False, check: bool = True,
-                 opset: int = 17) -> dict:
-    """Write ``model`` as ``format`` to ``output``; with ``check`` compare its output to PyTorch's."""
+                 opset: int = 17, dynamic_axes: dict[int, dict[int, str]] | None = None,
+                 metadata: dict[str, str] | None = None) -> dict:
+    """Write ``model`` as ``format`` to ``output``; with ``check`` compare its output to PyTorch's.
+
+    ``dynamic_axes`` (ONNX) maps an input index to ``{axis: name}``; the batch axis (0) is dynamic
+    by default. The check runs the example and a second input that differs along every dynamic
+    axis, and reports the larger difference. ``metadata`` goes into the ONNX ``metadata_props``.
+    """
     import torch
 
     if format not in FORMATS:
@@ -65,16 +89,37 @@ def export_model(model, example, *, format: str, output: Path, overwrite: bool =
         return result
     require("onnx", "export", "ONNX export")
     names = [f"input_{i}" for i in range(len(args))] if len(args) > 1 else ["input"]
+    axes = {i: {0: "batch"} for i in range(len(args))} if dynamic_axes is None else dynamic_axes
+    onnx_axes = {names[i]: {int(a): str(n) for a, n in ax.items()} for i, ax in axes.items() if ax}
+    onnx_axes["output"] = {0: "batch"} if any(0 in ax for ax in axes.values()) else {}
     with atomic_path(output, overwrite=overwrite) as tmp:
         try:
             torch.onnx.export(model, args, str(tmp), input_names=names, output_names=["output"],
-                              opset_version=opset, dynamo=False)
+                              opset_version=opset, dynamo=False, dynamic_axes=onnx_axes or None)
         except Exception as exc:
             raise UserError(f"onnx export failed: {type(exc).__name__}: {_short(exc)}") from None
+        if metadata:
+            import onnx
+
+            proto = onnx.load(str(tmp))
+            for key, value in metadata.items():
+                entry = proto.metadata_props.add()
+                entry.key, entry.value = str(key), "" if value is None else str(value)
+            onnx.save(proto, str(tmp))
+    result["dynamic_axes"] = {names[i]: ax for i, ax in axes.items()}
     if check:
         ort = require("onnxruntime", "export", "checking the ONNX export")
         session = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
-        feeds = {n: a.detach().cpu().numpy() for n, a in zip(names, args)}
-        got = torch.from_numpy(session.run(None, feeds)[0]).float()
-        result["max_abs_diff"] = float((got - reference).abs().max())
+        diffs = []
+        for inputs in (args, _grown(args, axes)):
+            with torch.no_grad():
+                expected = _first_tensor(model(*inputs)).float()
+            feeds = {n: a.detach().cpu().numpy() for n, a in zip(names, inputs)}
+            got = torch.from_numpy(session.run(None, feeds)[0]).float()
+            if got.shape != expected.shape:
+                raise UserError(f"onnx export: output shape {tuple(got.shape)} differs from PyTorch's "
+                                f"{tuple(expected.shape)} for inputs {[tuple(a.shape) for a in inputs]}")
+            diffs.append(float((got - expected).abs().max()))
+        result["max_abs_diff"] = max(diffs)
+    del reference
     return result
