@@ -150,7 +150,6 @@ def test_onnx_export_matches_pytorch(plugin, base_run, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="core/export.py does not pass Task.export_axes to torch.onnx.export yet", strict=False)
 def test_onnx_batch_axis_is_dynamic(plugin, base_run, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
