@@ -78,6 +78,18 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--engine", default="torch", choices=["torch", "onnxruntime"],
                     help="run the model in torch, or in ONNX Runtime from RUN/export/model.onnx (exported if missing)")
 
+    sv = sub.add_parser("serve", help="serve a trained model over HTTP (FastAPI + uvicorn)", parents=[common])
+    task_args(sv, required=False)
+    sv.add_argument("--checkpoint", help="run dir (default: the task's shipped weights, with --plugin)")
+    sv.add_argument("--host", default="127.0.0.1", help="bind address (default loopback; others need a token)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--token-env", help="environment variable holding the bearer token clients must send")
+    sv.add_argument("--max-body-mb", type=float, default=100.0, help="largest request body accepted")
+    sv.add_argument("--timeout-s", type=float, default=60.0, help="answer 503 when a prediction takes longer")
+    sv.add_argument("--queue", type=int, default=8, help="requests that may wait; more get 429")
+    sv.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    sv.add_argument("--engine", default="torch", choices=["torch", "onnxruntime"])
+
     card = sub.add_parser("card", help="regenerate a run's model card (MODEL_CARD.md + card.json)", parents=[common])
     card.add_argument("run", help="run directory")
 
@@ -211,6 +223,22 @@ def _cmd_predict(args) -> int:
     return exit_code(results)
 
 
+def _cmd_serve(args) -> int:
+    from .serve import serve
+
+    token = None
+    if args.token_env:
+        token = os.environ.get(args.token_env)
+        if not token:
+            raise UserError(f"--token-env {args.token_env}: that environment variable is not set or empty")
+    if args.checkpoint is None and args.plugin is None:
+        raise UserError("serve: give --checkpoint RUN_DIR, or --plugin NAME to serve the task's shipped weights")
+    serve(args.checkpoint, plugin=args.plugin, task=args.task, host=args.host, port=args.port, token=token,
+          max_body_mb=args.max_body_mb, timeout_s=args.timeout_s, device=args.device, engine=args.engine,
+          queue_size=args.queue)
+    return 0
+
+
 def _cmd_card(args) -> int:
     from .card import regenerate
 
@@ -267,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_plugins_list(args)
         if args.command == "card":
             return _cmd_card(args)
+        if args.command == "serve":
+            return _cmd_serve(args)
         if args.command == "train":
             return _cmd_train(args, argv)
         if args.command == "evaluate":
