@@ -31,3 +31,14 @@ def test_results_table_per_benchmark(harness, tmp_path):
     mha = text.split("## mha")[1].split("## ofdm_nmse")[0]
     assert "fwd only" in mha and "| ours_s | peer | peer_s | ratio | length |" in mha and mha.count("| 1.0 | torch") == 2
     assert "| ours_s | peer | peer_s | ratio | snr_db |" in text.split("## ofdm_nmse")[1]
+
+
+def test_one_benchmark_updates_only_its_own_section(harness, tmp_path):
+    out = tmp_path / "RESULTS.md"
+    harness.write_results([dict(bench="a", ours_s=1.0, peer="p", peer_s=2.0, ratio=2.0),
+                           dict(bench="b", ours_s=1.0, peer="p", peer_s=3.0, ratio=3.0)], out, quick=True)
+    harness.write_results([dict(bench="b", ours_s=1.0, peer="p", peer_s=5.0, ratio=5.0)], out, quick=False)
+    text = out.read_text()
+    assert text.count("## a") == 1 and text.count("## b") == 1
+    assert "| 1.0 | p | 2.0 | 2.0 |" in text.split("## b")[0]  # a untouched
+    assert "| 1.0 | p | 5.0 | 5.0 |" in text.split("## b")[1] and "3.0 | 3.0" not in text
