@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .errors import UserError
-from .fileio import atomic_write_text, sha256_file
+from .fileio import atomic_write_text, deferred_sync, sha256_file
 
 MANIFEST = "manifest.jsonl"
+SYNC_EVERY = 64  # inputs between os.sync() calls: outputs are renamed atomically, made durable in groups
 _GLOB_CHARS = set("*?[")
 
 
@@ -244,10 +245,16 @@ def predict_many(predictor, inputs: Iterable[str | Path], output: str | Path, *,
     partial = out_dir / (MANIFEST + ".partial")
     if not single_output:
         partial.write_text("")
+    since_sync = 0
     try:
         for item in items:
-            result = _one(predictor, task, prepared, item, root, output, out_dir, base, overwrite, hash_paths,
-                          single_output, check_outputs, write_outputs)
+            with deferred_sync():  # outputs and sidecars: atomic renames, synced once per SYNC_EVERY inputs
+                result = _one(predictor, task, prepared, item, root, output, out_dir, base, overwrite, hash_paths,
+                              single_output, check_outputs, write_outputs)
+            since_sync += 1
+            if since_sync >= SYNC_EVERY:
+                os.sync()
+                since_sync = 0
             records.append(result.as_dict())
             if not single_output:
                 with open(partial, "a") as fh:
@@ -256,6 +263,7 @@ def predict_many(predictor, inputs: Iterable[str | Path], output: str | Path, *,
                 bar.advance(bar.task_ids[0])
             yield result
     finally:
+        os.sync()
         if bar is not None:
             bar.stop()
         if not single_output:

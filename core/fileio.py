@@ -43,11 +43,15 @@ def fsync_dir(path: str | Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
+def atomic_path(target: str | Path, *, overwrite: bool = True, durable: bool | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; on success fsync it and rename it over ``target``.
 
     With ``overwrite=False`` an existing target is an error (checked before and at rename).
+    ``durable=False`` skips the fsyncs (the rename stays atomic): batch prediction writes that
+    way and syncs once per group of inputs (see :func:`deferred_sync`).
     """
+    if durable is None:
+        durable = not _DEFERRED["on"]
     target = Path(target)
     if not overwrite and target.exists():
         raise UserError(f"{target}: already exists; choose another path or pass --overwrite")
@@ -58,8 +62,9 @@ def atomic_path(target: str | Path, *, overwrite: bool = True) -> Iterator[Path]
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
+        if durable:
+            with open(tmp_path, "rb+") as fh:
+                os.fsync(fh.fileno())
         if not overwrite:
             # link() fails if the target appeared meanwhile: no silent overwrite.
             try:
@@ -69,10 +74,28 @@ def atomic_path(target: str | Path, *, overwrite: bool = True) -> Iterator[Path]
             tmp_path.unlink()
         else:
             os.replace(tmp_path, target)
-        fsync_dir(target.parent)
+        if durable:
+            fsync_dir(target.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+_DEFERRED = {"on": False}
+
+
+@contextlib.contextmanager
+def deferred_sync() -> Iterator[None]:
+    """Within this block atomic writes skip their fsyncs (renames stay atomic: no torn files are seen).
+
+    The caller makes the writes durable with ``os.sync()``, e.g. once per group of batch inputs.
+    """
+    previous = _DEFERRED["on"]
+    _DEFERRED["on"] = True
+    try:
+        yield
+    finally:
+        _DEFERRED["on"] = previous
 
 
 def atomic_write_bytes(target: str | Path, data: bytes, *, overwrite: bool = True) -> None:
