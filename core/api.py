@@ -284,7 +284,7 @@ def load_pretrained(plugin: str, task: str | None = None, *, device: str = "cpu"
     overrides = as_overrides(overrides) + as_overrides(dict(shipped.overrides))
     _, task_obj, cfg = load_task(plugin, spec.name, config=shipped.preset, overrides=overrides, pm=pm,
                                  override_label="--set")
-    prepared = Prepared(config=cfg)
+    prepared = Prepared(config=cfg, state=shipped.load_state())
     model = task_obj.build_model(cfg)
     task_obj.prepare_model(model, prepared)
     path = shipped.path()
@@ -318,26 +318,28 @@ def _with_engine(predictor: Predictor, engine: str) -> Predictor:
 
 
 def evaluate(checkpoint: str | Path, *, data: str | Path | None = None, plugin: str | None = None,
-             task: str | None = None, split: str = "test", overrides=None, device: str = "cpu") -> dict[str, float]:
+             task: str | None = None, split: str = "test", overrides=None, device: str = "cpu",
+             pm: PluginManager | None = None) -> dict[str, float]:
     """Evaluate a run on its test split, or on all of ``data`` with the run's fitted state."""
     data_overrides = as_overrides(overrides)
-    predictor = load_run(checkpoint, plugin=plugin, task=task, overrides=data_overrides, device=device)
+    predictor = load_run(checkpoint, plugin=plugin, task=task, overrides=data_overrides, device=device, pm=pm)
     return predictor.evaluate(data, split=split)
 
 
 def load_predictor(checkpoint: str | Path | None, *, plugin: str | None = None, task: str | None = None,
-                   overrides=None, device: str = "cpu", engine: str = "torch") -> Predictor:
+                   overrides=None, device: str = "cpu", engine: str = "torch", pm: PluginManager | None = None
+                   ) -> Predictor:
     """A run's model (``checkpoint``), or the task's shipped weights when ``checkpoint`` is None."""
     if checkpoint is not None:
-        return load_run(checkpoint, plugin=plugin, task=task, overrides=overrides, device=device, engine=engine)
+        return load_run(checkpoint, plugin=plugin, task=task, overrides=overrides, device=device, engine=engine, pm=pm)
     if plugin is None:
         raise UserError("give --checkpoint RUN_DIR, or --plugin NAME to use the task's shipped weights")
-    return load_pretrained(plugin, task, overrides=overrides, device=device, engine=engine)
+    return load_pretrained(plugin, task, overrides=overrides, device=device, engine=engine, pm=pm)
 
 
 def predict(checkpoint: str | Path | None, inputs: Any, *, output: str | Path | None = None, overwrite: bool = False,
             plugin: str | None = None, task: str | None = None, overrides=None, device: str = "cpu",
-            hash_paths: bool = False):
+            hash_paths: bool = False, pm: PluginManager | None = None):
     """Predict one input; with ``output`` also write the result and its provenance sidecar ``<file>.json``.
 
     Returns the prediction, or the list of files written when ``output`` is given. An output that
@@ -345,7 +347,7 @@ def predict(checkpoint: str | Path | None, inputs: Any, *, output: str | Path | 
     output is an error unless ``overwrite``.
     """
 
-    predictor = load_predictor(checkpoint, plugin=plugin, task=task, overrides=overrides, device=device)
+    predictor = load_predictor(checkpoint, plugin=plugin, task=task, overrides=overrides, device=device, pm=pm)
     if output is None:
         return predictor.predict(inputs)
     return predict_with(predictor, inputs, output, overwrite=overwrite, hash_paths=hash_paths)
@@ -407,12 +409,12 @@ def export_predictor(predictor: Predictor, format: str, output: Path, *, overwri
 
 
 def export(checkpoint: str | Path, *, format: str, output: str | Path | None = None, plugin: str | None = None,
-           task: str | None = None, overwrite: bool = False, check: bool = True) -> dict:
+           task: str | None = None, overwrite: bool = False, check: bool = True, pm: PluginManager | None = None) -> dict:
     """Export a run's model to ONNX or TorchScript (default: ``RUN/export/model.onnx|.pt``).
 
     Returns ``{"path", "max_abs_diff", ...}``; the ONNX file carries the run's provenance in ``metadata_props``.
     """
-    predictor = load_run(checkpoint, plugin=plugin, task=task, merge=True)
+    predictor = load_run(checkpoint, plugin=plugin, task=task, merge=True, pm=pm)
     if output is None:
         if predictor.run is None:
             raise UserError("export: --output is required for a checkpoint outside a run directory")

@@ -195,8 +195,9 @@ class Pretrained:
 
     ``weights`` is ``"package:relative/path.safetensors"`` (found with importlib.resources, so a
     wheel install finds it); ``preset`` is the config preset they were trained with, and
-    ``overrides`` any further dotted config values. ``state`` is fitted state for
-    :class:`Prepared` (tensors or JSON values), if the task needs any.
+    ``overrides`` any further dotted config values. ``state``, if the task's predict needs fitted
+    state, is ``"package:relative/folder"`` holding the ``prepared.json`` (+ ``prepared.safetensors``)
+    that :func:`save_state` wrote for the run the weights come from.
     """
 
     weights: str
@@ -204,12 +205,20 @@ class Pretrained:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     license: str = ""
+    state: str | None = None
 
-    def path(self) -> Path:
+    @staticmethod
+    def _resource(spec: str) -> Path:
         from importlib.resources import files
 
-        package, _, relative = self.weights.partition(":")
+        package, _, relative = spec.partition(":")
         return Path(str(files(package).joinpath(relative)))
+
+    def path(self) -> Path:
+        return self._resource(self.weights)
+
+    def load_state(self) -> dict:
+        return load_state(self._resource(self.state)) if self.state else {}
 
 
 class Task:
