@@ -29,7 +29,7 @@ def test_every_builtin_plugin_and_command_has_a_page():
     for name in project["project"].get("entry-points", {}).get("sigplex.plugins", {}):
         assert (DOCS / "plugins" / f"{name}.md").is_file(), f"docs/plugins/{name}.md is missing"
     cli = (DOCS / "cli.md").read_text()
-    for command in ("plugins list", "plugins new", "train", "evaluate", "predict", "export", "card"):
+    for command in ("plugins list", "plugins new", "train", "evaluate", "predict", "export", "serve", "card"):
         assert f"platform {command}" in cli
     nav = (ROOT / "mkdocs.yml").read_text()
     for page in DOCS.rglob("*.md"):
