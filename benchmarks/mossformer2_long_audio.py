@@ -27,12 +27,13 @@ def run(quick: bool = False) -> list[dict]:
     from sigplex.core.config import resolve_config
     from sigplex.plugins.speech_sep.long_audio import separate_long
     from sigplex.plugins.speech_sep.mossformer2 import MossFormer2
-    from sigplex.plugins.speech_sep.task import SeparationConfig, SeparationTask
+    from sigplex.plugins.speech_sep.config import SeparationConfig
+    from sigplex.plugins.speech_sep.task import SeparationTask
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
     task = SeparationTask()
-    cfg = resolve_config(SeparationConfig, base=dict(task.defaults))
+    cfg = resolve_config(SeparationConfig)
     sr = cfg.data.sample_rate
     chunk, overlap = int(cfg.data.chunk_seconds * sr), int(cfg.data.overlap_seconds * sr)
     small = task.build_model(cfg).eval()

@@ -19,7 +19,8 @@ import torch
 from benchmarks._timing import median_times_interleaved, row
 
 
-def _train(model, task, cfg, train, steps: int, seed: int = 0) -> float:
+def _train(model, task, prepared, steps: int, seed: int = 0) -> float:
+    cfg, train = prepared.config, prepared.train
     opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * s / steps)))
     model.train()
@@ -30,7 +31,7 @@ def _train(model, task, cfg, train, steps: int, seed: int = 0) -> float:
             np.random.seed(seed * 1_000_003 + step * 97 + j)
             items.append(train[j])
         batch = task.collate(items)
-        loss, _ = task.training_step(model, batch, cfg)
+        loss, _ = task.training_step(model, batch, prepared)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.trainer.clip_grad_norm)
@@ -44,12 +45,14 @@ def run(quick: bool = False) -> list[dict]:
     from torchaudio.models import ConvTasNet
 
     from sigplex.core.config import resolve_config
-    from sigplex.plugins.speech_sep.task import SeparationConfig, SeparationTask
+    from sigplex.plugins.speech_sep import mossformer2  # noqa: F401  (registers the model)
+    from sigplex.plugins.speech_sep.config import SeparationConfig
+    from sigplex.plugins.speech_sep.task import SeparationTask
 
     torch.set_num_threads(1)
     steps = 100 if quick else 400
     task = SeparationTask()
-    cfg = resolve_config(SeparationConfig, base=dict(task.defaults))
+    cfg = resolve_config(SeparationConfig)
     data = task.build_data(cfg, None)
     torch.manual_seed(0)
     ours = task.build_model(cfg)
@@ -66,11 +69,11 @@ def run(quick: bool = False) -> list[dict]:
             return self.net(x.unsqueeze(1))
 
     peer = PeerWrap(peer)
-    train_ours = _train(ours, task, cfg, data.train, steps)
-    train_peer = _train(peer, task, cfg, data.train, steps)
+    train_ours = _train(ours, task, data, steps)
+    train_peer = _train(peer, task, data, steps)
     with torch.no_grad():
-        m_ours = task.evaluate(ours, data.test, cfg)
-        m_peer = task.evaluate(peer, data.test, cfg)
+        m_ours = task.evaluate(ours, data.test, data)
+        m_peer = task.evaluate(peer, data.test, data)
         x = torch.randn(1, 10 * cfg.data.sample_rate) * 0.1
         t = median_times_interleaved({"ours": lambda: ours(x), "peer": lambda: peer(x)}, repeat=3 if quick else 5)
     n_ours = sum(p.numel() for p in ours.parameters())

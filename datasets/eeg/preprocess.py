@@ -3,7 +3,7 @@
 * :class:`Preprocessing` + :func:`preprocess`: channel picks (in the given order, so a recording
   with another channel order is reordered), re-reference, notch, band-pass, resample — with clear
   errors for a missing channel, NaN or flat channels and a sampling rate that differs.
-* :func:`find_events`: class onsets from annotations (descriptions) or a stim channel (codes).
+* :func:`match_events` / :func:`find_events`: class onsets from annotations (descriptions) or a stim channel (codes).
 * :func:`epoch`: fixed-length windows after each event, optional baseline correction.
 * :func:`sliding_windows` / :func:`window_labels`: windows over a continuous recording and binary
   labels from annotated intervals (seizure detection).
@@ -94,8 +94,8 @@ def preprocess(raw, p: Preprocessing, source: str):
     return raw
 
 
-def find_events(raw, event_id: dict[str, str | int], source: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(onsets_s, labels)`` of the events named in ``event_id`` (class name -> annotation or code).
+def match_events(raw, event_id: dict[str, str | int]) -> tuple[np.ndarray, np.ndarray]:
+    """``(onsets_s, labels)`` of the events named in ``event_id`` (class name -> annotation or code); empty if none.
 
     Class ``k`` is the k-th key of ``event_id``. Annotations whose description equals a value
     (as a string) are used first; otherwise integer codes are looked up on a stim channel.
@@ -111,17 +111,27 @@ def find_events(raw, event_id: dict[str, str | int], source: str) -> tuple[np.nd
         labels = np.array([wanted[d] for d, h in zip(descr, hit) if h])
         order = np.argsort(onsets, kind="stable")
         return onsets[order], labels[order]
-    stims = mne.pick_types(raw.info, stim=True, eeg=False, exclude=[])
-    if len(stims):
+    if len(mne.pick_types(raw.info, stim=True, eeg=False, exclude=[])):
         events = mne.find_events(raw, shortest_event=1, verbose="error")
         hit = np.array([str(c) in wanted for c in events[:, 2]], dtype=bool)
         if hit.any():
             onsets = (events[hit, 0] - raw.first_samp) / raw.info["sfreq"]
             return onsets, np.array([wanted[str(c)] for c in events[hit, 2]])
-    present = sorted(set(descr))
+    return np.zeros(0), np.zeros(0, dtype=int)
+
+
+def find_events(raw, event_id: dict[str, str | int], source: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`match_events`, or a :class:`UserError` naming ``source`` and what it holds when there are none."""
+    import mne
+
+    onsets, labels = match_events(raw, event_id)
+    if len(onsets):
+        return onsets, labels
+    present = sorted({str(d) for d in raw.annotations.description})
     shown = ", ".join(present[:15]) + (" ..." if len(present) > 15 else "") if present else "none"
+    stim = len(mne.pick_types(raw.info, stim=True, eeg=False, exclude=[])) > 0
     raise UserError(f"{source}: no events found for data.event_id {dict(event_id)} (annotation descriptions in "
-                    f"the recording: {shown}{'; it has a stim channel' if len(stims) else ''}); "
+                    f"the recording: {shown}{'; it has a stim channel' if stim else ''}); "
                     "set data.event_id to map each class to an annotation description or event code")
 
 
@@ -177,4 +187,4 @@ def annotated_intervals(raw, labels: Sequence[str]) -> np.ndarray:
 
 
 __all__ = ["Preprocessing", "annotated_intervals", "check_channels", "check_signal", "epoch", "find_events",
-           "preprocess", "sliding_windows", "window_labels"]
+           "match_events", "preprocess", "sliding_windows", "window_labels"]

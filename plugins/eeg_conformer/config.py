@@ -2,8 +2,8 @@
 
 The training montage lives in ``data.channels`` (the order is the model's input order). Left
 unset (``null``), it is resolved from the data (the EEG channels of the first recording) by the
-task's ``configure`` before the model is built, so the channel names always travel with every
-run's ``config.yaml`` and prediction matches channels by name.
+task's ``build_data`` before the model is built; the completed config (``config.yaml``) and the
+run's prepared state both carry it, so prediction matches channels by name.
 """
 from __future__ import annotations
 
@@ -76,6 +76,12 @@ class EEGDataSection(Section):
         if dupes:
             raise ValueError(f"duplicate channel names {dupes}")
         return v
+
+    @model_validator(mode="after")
+    def _fold_in_range(self):
+        if self.protocol == "kfold" and not -self.n_folds <= self.fold < self.n_folds:
+            raise ValueError(f"data.fold={self.fold} is out of range for data.n_folds={self.n_folds}")
+        return self
 
     @property
     def n_times(self) -> int:

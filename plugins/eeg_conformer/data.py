@@ -4,7 +4,8 @@ Protocols (``data.protocol``): ``loso`` (leave one subject out: test = ``test_su
 ``subjects[fold]``, validation = ``val_subject`` or the subject before it), ``within`` (per
 subject, chronological: last ``test_fraction`` = test, the end of the rest = validation) and
 ``kfold`` (per subject, ``n_folds`` contiguous folds; ``fold`` = test). Euclidean alignment is per
-subject (unsupervised: it uses no labels).
+subject (unsupervised: it uses no labels). :func:`subject_names` lists the LOSO folds without reading
+any signal.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from sigplex.core.errors import UserError
+from sigplex.core.splits import group_folds
 from sigplex.datasets.eeg import find_recordings, load_raw
 from sigplex.datasets.eeg.alignment import euclidean_alignment
 from sigplex.datasets.eeg.preprocess import (
@@ -66,11 +68,8 @@ def _preprocessing(d) -> Preprocessing:
                          l_freq=d.l_freq, h_freq=d.h_freq, resample=d.resample)
 
 
-def _raws(d, root: Path, resolved: list):
-    """Yield ``(recording, raw)`` for the selected subjects, checking sampling rates agree.
-
-    With ``data.channels`` unset, the first recording's EEG channels are appended to ``resolved``.
-    """
+def _recordings(d, root: Path) -> list:
+    """The recordings under ``root`` of the subjects ``data.subjects`` selects (all when unset)."""
     recs = find_recordings(root)
     if d.subjects:
         unknown = sorted(set(d.subjects) - {r.subject for r in recs})
@@ -78,6 +77,20 @@ def _raws(d, root: Path, resolved: list):
             found = sorted({r.subject for r in recs})
             raise UserError(f"{root}: data.subjects {unknown} not found (subjects: {', '.join(found)})")
         recs = [r for r in recs if r.subject in d.subjects]
+    return recs
+
+
+def subject_names(d, root: Path) -> list[str]:
+    """The subjects :func:`load_subjects` would return, in order, from file names only (no signal read)."""
+    return list(dict.fromkeys(r.subject for r in _recordings(d, root)))
+
+
+def _raws(d, root: Path, resolved: list):
+    """Yield ``(recording, raw)`` for the selected subjects, checking sampling rates agree.
+
+    With ``data.channels`` unset, the first recording's EEG channels are appended to ``resolved``.
+    """
+    recs = _recordings(d, root)
     first = None
     for rec in recs:
         raw = load_raw(rec)
@@ -112,9 +125,12 @@ def _group(items, d, stride_s=None) -> list[SubjectData]:
     return out
 
 
-def mi_epochs_from_raw(raw, d, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Preprocessed epochs ``[n, C, T]`` (volts), labels and onsets of one motor-imagery recording."""
-    onsets, labels = find_events(raw, d.event_map(), source)
+def mi_epochs_from_raw(raw, d, source: str, events=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Preprocessed epochs ``[n, C, T]`` (volts), labels and onsets of one motor-imagery recording.
+
+    ``events``: ``(onsets_s, labels)`` already matched; by default they are found (none is an error).
+    """
+    onsets, labels = events if events is not None else find_events(raw, d.event_map(), source)
     clean = preprocess(raw, _preprocessing(d), source)
     x, keep = epoch(clean.get_data(), d.sfreq, onsets, d.tmin, d.n_times, d.baseline)
     if not keep.any():
@@ -123,16 +139,18 @@ def mi_epochs_from_raw(raw, d, source: str) -> tuple[np.ndarray, np.ndarray, np.
     return x, labels[keep], onsets[keep] + d.tmin
 
 
-def seizure_windows_from_raw(raw, d, source: str, labelled: bool = True):
-    """Preprocessed sliding windows ``[n, C, T]`` (volts), labels and window onsets of one recording."""
-    clean = preprocess(raw, _preprocessing(d), source)
-    data = clean.get_data()
-    stride = max(1, int(round(d.stride_s * d.sfreq)))
-    starts = sliding_windows(data.shape[1], d.n_times, stride)
+def windows_from_raw(raw, d, source: str, stride_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Preprocessed sliding windows ``[n, C, T]`` (volts) ``stride_s`` apart and their start samples."""
+    data = preprocess(raw, _preprocessing(d), source).get_data()
+    starts = sliding_windows(data.shape[1], d.n_times, max(1, int(round(stride_s * d.sfreq))))
     if not len(starts):
         raise UserError(f"{source}: shorter than one window (data.window_s={d.window_s})")
-    idx = starts[:, None] + np.arange(d.n_times)
-    x = np.transpose(data[:, idx], (1, 0, 2)).astype(np.float32)
+    return np.transpose(data[:, starts[:, None] + np.arange(d.n_times)], (1, 0, 2)).astype(np.float32), starts
+
+
+def seizure_windows_from_raw(raw, d, source: str, labelled: bool = True):
+    """Preprocessed sliding windows ``[n, C, T]`` (volts), labels and window onsets of one recording."""
+    x, starts = windows_from_raw(raw, d, source, d.stride_s)
     y = window_labels(starts, d.n_times, d.sfreq, annotated_intervals(raw, d.seizure_labels), d.min_overlap) \
         if labelled else np.zeros(len(starts), dtype=np.int64)
     return x, y, starts / d.sfreq
@@ -150,6 +168,12 @@ def load_subjects(d, root: Path, kind: str) -> tuple[list[SubjectData], list[str
         else:
             items.append((rec, *seizure_windows_from_raw(raw, d, str(rec.path))))
     return _group(items, d), list(d.channels or [])
+
+
+def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Inverse-frequency weights ``n / (K * count_k)`` (float32; an absent class counts as 1)."""
+    counts = np.bincount(np.asarray(y, int), minlength=n_classes).astype(float)
+    return (len(y) / (n_classes * np.maximum(counts, 1))).astype(np.float32)
 
 
 def split(subjects: list[SubjectData], d) -> tuple[list, list, list]:
@@ -173,12 +197,12 @@ def split(subjects: list[SubjectData], d) -> tuple[list, list, list]:
             v = names.index(d.val_subject)
         else:
             v = (t - 1) % len(names) if len(names) >= 3 else None
+        _, rest, held_out = list(group_folds(names))[t]
 
-        def whole(s):
-            return s, np.arange(len(s.y))
+        def whole(k):
+            return subjects[k], np.arange(len(subjects[k].y))
 
-        train = [whole(s) for k, s in enumerate(subjects) if k not in (t, v)]
-        return train, ([whole(subjects[v])] if v is not None else []), [whole(subjects[t])]
+        return [whole(k) for k in rest if k != v], ([whole(v)] if v is not None else []), [whole(k) for k in held_out]
     train, val, test = [], [], []
     for s in subjects:
         n = len(s.y)
@@ -187,8 +211,6 @@ def split(subjects: list[SubjectData], d) -> tuple[list, list, list]:
             cut = int(round(n * (1 - d.test_fraction)))
             test_idx, rest = idx[cut:], idx[:cut]
         else:  # kfold: contiguous folds, chronological within each subject
-            if not -d.n_folds <= d.fold < d.n_folds:
-                raise UserError(f"data.fold: {d.fold} is out of range for data.n_folds={d.n_folds}")
             folds = np.array_split(idx, d.n_folds)
             k = d.fold % d.n_folds
             test_idx, rest = folds[k], np.concatenate([f for j, f in enumerate(folds) if j != k])
@@ -200,4 +222,5 @@ def split(subjects: list[SubjectData], d) -> tuple[list, list, list]:
     return train, val, test
 
 
-__all__ = ["SubjectData", "WindowDataset", "load_subjects", "mi_epochs_from_raw", "seizure_windows_from_raw", "split"]
+__all__ = ["SubjectData", "WindowDataset", "class_weights", "load_subjects", "mi_epochs_from_raw",
+           "seizure_windows_from_raw", "split", "subject_names", "windows_from_raw"]

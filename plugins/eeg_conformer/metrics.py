@@ -3,7 +3,8 @@
 Motor imagery: accuracy, balanced accuracy (mean per-class recall) and Cohen's kappa. Seizure
 detection: sensitivity, specificity, AUROC (Mann-Whitney rank statistic, ties counted half) and
 false alarms per hour (runs of consecutive positive windows in a recording that contain no
-seizure window, per hour of non-seizure recording).
+seizure window, per hour of non-seizure recording). :func:`motor_imagery_scores` and
+:func:`seizure_scores` gather them for a whole dataset, overall and per subject.
 """
 from __future__ import annotations
 
@@ -84,5 +85,46 @@ def false_alarms_per_hour(y_true, y_pred, recording, stride_s: float) -> float:
     return float(false_runs / hours) if hours > 0 else float("nan")
 
 
+def nll(y_true, probs) -> float:
+    """Mean negative log-likelihood of the true classes under ``probs [n, K]``."""
+    y_true = np.asarray(y_true, int)
+    return float(-np.log(np.clip(probs[np.arange(len(y_true)), y_true], 1e-12, None)).mean())
+
+
+def motor_imagery_scores(dataset, probs: np.ndarray, n_classes: int) -> dict[str, float]:
+    """Loss, accuracy, balanced accuracy and kappa of ``probs`` on a WindowDataset, overall and per subject."""
+    y, pred = dataset.y.numpy(), probs.argmax(1)
+
+    def scores(m, suffix=""):
+        return {f"accuracy{suffix}": accuracy(y[m], pred[m]),
+                f"balanced_accuracy{suffix}": balanced_accuracy(y[m], pred[m], n_classes),
+                f"kappa{suffix}": cohen_kappa(y[m], pred[m], n_classes)}
+
+    out = {"loss": nll(y, probs), **scores(np.ones(len(y), dtype=bool))}
+    for s, name in enumerate(dataset.subjects):
+        if (dataset.subject == s).any():
+            out.update(scores(dataset.subject == s, f"_{name}"))
+    return out
+
+
+def seizure_scores(dataset, probs: np.ndarray, threshold: float, stride_s: float) -> dict[str, float]:
+    """Loss, accuracy, sensitivity, specificity, AUROC and false alarms/h at ``threshold``, overall and per subject."""
+    y, score = dataset.y.numpy(), probs[:, 1]
+    pred = (score >= threshold).astype(int)
+
+    def scores(m, suffix=""):
+        sens, spec = sensitivity_specificity(y[m], pred[m])
+        return {f"sensitivity{suffix}": sens, f"specificity{suffix}": spec, f"auroc{suffix}": auroc(y[m], score[m]),
+                f"false_alarms_per_hour{suffix}": false_alarms_per_hour(y[m], pred[m], dataset.recording[m], stride_s)}
+
+    out = {"loss": nll(y, probs), "accuracy": accuracy(y, pred), **scores(np.ones(len(y), dtype=bool))}
+    if np.isnan(out["auroc"]):
+        out["auroc"] = 0.5  # one class only: keep the monitor finite
+    for s, name in enumerate(dataset.subjects):
+        if (dataset.subject == s).any():
+            out.update(scores(dataset.subject == s, f"_{name}"))
+    return out
+
+
 __all__ = ["accuracy", "auroc", "balanced_accuracy", "cohen_kappa", "confusion", "false_alarms_per_hour",
-           "sensitivity_specificity"]
+           "motor_imagery_scores", "nll", "seizure_scores", "sensitivity_specificity"]

@@ -1,53 +1,32 @@
-"""Full cross-validation runs: one training run per fold (leave-one-subject-out or k-fold), then a summary.
+"""Full cross-validation runs for the eeg_conformer tasks: a thin wrapper over ``sigplex.core.api.cross_validate``.
 
 ``cross_validate("motor_imagery", out="runs/loso")`` trains ``out/fold-<subject>`` for every
 subject (LOSO) or ``out/fold-<k>`` (k-fold), collects each run's test metrics and writes
-``out/cv_summary.json`` (per fold, and the mean over folds) atomically. The default
-``platform train`` run is a single fold (``data.fold``).
+``out/cv_summary.json`` (per fold, and the mean over folds). The folds are the task's
+``folds(config, data)``; a ``platform train`` run is a single fold (``data.fold``).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
-
-from sigplex.core.errors import UserError
-from sigplex.core.fileio import atomic_write_text
+PLUGIN = "eeg_conformer"
 
 
-def fold_names(task: str = "motor_imagery", *, data=None, overrides=None) -> list[str]:
+def fold_names(task: str = "motor_imagery", *, data=None, config=None, overrides=None) -> list[str]:
     """The subjects (LOSO) or fold indices (k-fold) that ``cross_validate`` would run."""
-    from sigplex.core.api import _as_list, _task_and_config
+    from sigplex.core.api import load_task
 
-    _, task_obj, cfg = _task_and_config("eeg_conformer", task, overrides=_as_list(overrides))
-    if cfg.data.protocol == "loso":
-        return [s.subject for s in task_obj.subjects(cfg, Path(data) if data else None)[0]]
-    if cfg.data.protocol == "kfold":
-        return [str(k) for k in range(cfg.data.n_folds)]
-    raise UserError("data.protocol=within has a single split; use platform train")
+    _, task_obj, cfg = load_task(PLUGIN, task, config=config, overrides=overrides)
+    return [str(n) for n in task_obj.folds(cfg, Path(data) if data else None)]
 
 
-def cross_validate(task: str = "motor_imagery", *, out: str | Path, data=None, overrides=None,
+def cross_validate(task: str = "motor_imagery", *, out: str | Path, data=None, config=None, overrides=None,
                    max_steps: int | None = None) -> dict:
-    """Train every fold, return and write ``{"folds": {name: test metrics}, "mean": {...}}``."""
-    from sigplex.core.api import _as_list, fit
+    """Train every fold; return (and write to ``out/cv_summary.json``) ``{"folds": {...}, "mean": {...}}``."""
+    from sigplex.core.api import cross_validate as core_cross_validate
 
-    out = Path(out)
-    if (out / "cv_summary.json").exists():
-        raise UserError(f"{out}: already holds cv_summary.json; choose another output folder")
-    base = [o for o in _as_list(overrides) if not o.startswith(("data.fold=", "data.test_subject="))]
-    names = fold_names(task, data=data, overrides=base)
-    folds = {}
-    for k, name in enumerate(names):
-        run = fit("eeg_conformer", task=task, data=data, overrides=base + [f"data.fold={k}"], max_steps=max_steps,
-                  out=out / f"fold-{name}")
-        folds[name] = run.summary.get("test", {})
-    keys = sorted({k for m in folds.values() for k in m if not any(k.endswith(f"_{n}") for n in names)})
-    mean = {k: float(np.nanmean([m.get(k, np.nan) for m in folds.values()])) for k in keys}
-    result = {"task": task, "folds": folds, "mean": mean}
-    atomic_write_text(out / "cv_summary.json", json.dumps(result, indent=1))
-    return result
+    return core_cross_validate(PLUGIN, task=task, out=out, data=data, config=config, overrides=overrides,
+                               max_steps=max_steps)
 
 
 __all__ = ["cross_validate", "fold_names"]

@@ -90,4 +90,13 @@ def separate_long(separate: Callable[[torch.Tensor], torch.Tensor], mixture, num
     return out
 
 
-__all__ = ["align_to_previous", "chunk_starts", "separate_long"]
+def separate(model, mixture, num_spks: int, sample_rate: int, chunk_seconds: float, overlap_seconds: float) -> np.ndarray:
+    """``[T] -> [S, T]`` with ``model`` (called as ``model(x)`` on ``[1, t]``): one pass if the mixture fits a
+    chunk of ``chunk_seconds``, else chunked overlap-add with chunks overlapping by ``overlap_seconds``."""
+    from sigplex.core.infer import model_device
+
+    chunk, overlap = int(round(chunk_seconds * sample_rate)), int(round(overlap_seconds * sample_rate))
+    return separate_long(model, mixture, num_spks, chunk, max(1, overlap), device=model_device(model))
+
+
+__all__ = ["align_to_previous", "chunk_starts", "separate", "separate_long"]

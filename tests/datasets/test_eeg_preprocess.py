@@ -10,6 +10,7 @@ from sigplex.datasets.eeg.preprocess import (
     Preprocessing,
     epoch,
     find_events,
+    match_events,
     preprocess,
     sliding_windows,
     window_labels,
@@ -90,6 +91,14 @@ def test_events_from_annotations_and_stim_channel():
     onsets, labels = find_events(raw2, {"left": 769, "right": 770}, "r.fif")
     np.testing.assert_allclose(onsets, [1.0, 3.0, 5.0])
     assert labels.tolist() == [0, 1, 0]
+
+
+def test_match_events_is_empty_without_matching_events():
+    raw = raw_of(noise(), ["C3", "Cz", "C4"], annotations=([1.0], [1], ["blink"]))
+    onsets, labels = match_events(raw, {"left": "L", "right": "R"})
+    assert onsets.shape == (0,) and labels.shape == (0,)
+    onsets, labels = match_events(raw, {"blink": "blink"})
+    np.testing.assert_allclose(onsets, [1.0])
 
 
 def test_no_events_error_lists_what_the_recording_has():

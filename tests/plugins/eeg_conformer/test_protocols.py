@@ -26,6 +26,7 @@ def test_loso_default_tests_last_subject_validates_on_the_one_before():
     assert [s.subject for s, _ in test] == ["S0"] and [s.subject for s, _ in val] == ["S3"]
     train, val, test = split(subjects(), MIDataSection(fold=1))
     assert [s.subject for s, _ in test] == ["S1"] and [s.subject for s, _ in val] == ["S0"]
+    assert [s.subject for s, _ in train] == ["S2", "S3"]
     with pytest.raises(UserError, match="data.test_subject: 'S9' is not a subject"):
         split(subjects(), MIDataSection(test_subject="S9"))
     with pytest.raises(UserError, match="loso needs at least 2 subjects"):

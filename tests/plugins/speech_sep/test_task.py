@@ -1,5 +1,6 @@
 """The separate task: config, embedded data, training improves SI-SDRi, predict/write, errors."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +10,10 @@ import torch
 import sigplex.core as sp
 from sigplex.core.config import resolve_config
 from sigplex.core.errors import UserError
-from sigplex.plugins.speech_sep.task import CORPUS, SeparationConfig, SeparationTask, load_corpus
+from sigplex.plugins.speech_sep import mossformer2  # noqa: F401  (registers the model, as the task spec does)
+from sigplex.plugins.speech_sep.config import SeparationConfig
+from sigplex.plugins.speech_sep.corpus import CORPUS, load_corpus
+from sigplex.plugins.speech_sep.task import SeparationTask
 
 TINY = {"model.dim": 32, "model.num_layers": 2, "model.group_size": 32, "model.query_key_dim": 16,
         "model.rotary_dim": 8, "model.fsmn_inner": 16, "model.fsmn_kernel": 9,
@@ -19,8 +23,7 @@ TINY = {"model.dim": 32, "model.num_layers": 2, "model.group_size": 32, "model.q
 
 def config(**extra):
     items = {**TINY, **extra}
-    return resolve_config(SeparationConfig, base=dict(SeparationTask.defaults),
-                          overrides=[f"{k}={v}" for k, v in items.items()])
+    return resolve_config(SeparationConfig, overrides=[f"{k}={v}" for k, v in items.items()])
 
 
 def test_embedded_corpus_is_small_8khz_mono_with_held_out_voices():
@@ -38,16 +41,18 @@ def test_embedded_corpus_is_small_8khz_mono_with_held_out_voices():
 
 def test_embedded_data_mixes_on_the_fly_and_validation_is_fixed():
     task, cfg = SeparationTask(), config()
-    splits = task.build_data(cfg, None)
+    prepared = task.build_data(cfg, None)
     np.random.seed(0)
-    a = splits.train[0]
+    a = prepared.train[0]
     np.random.seed(1)
-    b = splits.train[0]
+    b = prepared.train[0]
     assert a["mix"].shape == (4000,) and a["sources"].shape == (2, 4000)
     assert not torch.equal(a["mix"], b["mix"])
-    assert torch.equal(splits.val[3]["mix"], splits.val[3]["mix"])
-    assert splits.val[0]["mix"].shape == (8000,)
-    assert set(splits.info["voices"]["val"]).isdisjoint(splits.info["voices"]["train"])
+    assert torch.equal(prepared.val[3]["mix"], prepared.val[3]["mix"])
+    assert prepared.val[0]["mix"].shape == (8000,)
+    voices = prepared.state["voices"]
+    assert set(voices["val"]).isdisjoint(voices["train"]) and set(voices["test"]).isdisjoint(voices["train"])
+    assert prepared.state["sample_rate"] == 8000
 
 
 def test_corpus_resamples_for_16k_models():
@@ -58,9 +63,10 @@ def test_corpus_resamples_for_16k_models():
 
 def test_short_training_improves_si_sdri_on_held_out_voices(tmp_path):
     task, cfg = SeparationTask(), config()
-    splits = task.build_data(cfg, None)
+    prepared = task.build_data(cfg, None)
     torch.manual_seed(0)
-    before = task.evaluate(task.build_model(cfg).eval(), splits.val, cfg)["si_sdri"]
+    with torch.no_grad():
+        before = task.evaluate(task.build_model(cfg).eval(), prepared.val, prepared)["si_sdri"]
     overrides = {**TINY, "trainer.max_steps": 60, "trainer.val_every": 1000, "trainer.checkpoint_every": 1000,
                  "trainer.progress": "none", "trainer.tensorboard": False, "optim.lr": 0.003,
                  "optim.warmup_steps": 0, "optim.schedule": "constant"}
@@ -82,20 +88,36 @@ def trained_run(tmp_path_factory):
 def test_predict_writes_one_wav_per_speaker_and_never_overwrites(trained_run, tmp_path):
     mix = (0.1 * np.random.default_rng(0).standard_normal(8000 * 3)).astype(np.float32)  # 3 chunks of 1 s
     sf.write(tmp_path / "meeting.wav", mix, 8000)
-    out = tmp_path / "out"
+    out = tmp_path / "out" / "meeting.wav"
     written = sp.predict(trained_run, tmp_path / "meeting.wav", output=out)
     assert [p.name for p in written] == ["meeting_spk1.wav", "meeting_spk2.wav"]
     for p in written:
         wav, sr = sf.read(p)
         assert sr == 8000 and wav.shape == (len(mix),)
-    assert sorted(p.name for p in out.iterdir()) == ["meeting_spk1.wav", "meeting_spk2.wav"]  # no temp files
-    before = [p.read_bytes() for p in written]
-    with pytest.raises(UserError, match="meeting_spk1.wav: already exists"):
-        sp.predict(trained_run, tmp_path / "meeting.wav", output=out)
-    assert [p.read_bytes() for p in written] == before
-    sp.predict(trained_run, tmp_path / "meeting.wav", output=out, overwrite=True)
-    with pytest.raises(UserError, match="is a file; expected a folder"):
-        sp.predict(trained_run, tmp_path / "meeting.wav", output=tmp_path / "meeting.wav", overwrite=True)
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp files
+    separated = sp.load_run(trained_run).predict(tmp_path / "meeting.wav")
+    np.testing.assert_allclose(sf.read(written[1], dtype="float32")[0], separated[1], atol=1e-6)
+    # any talker's file already there (from elsewhere) stops the prediction before anything is written
+    taken = tmp_path / "taken_spk2.wav"
+    taken.write_bytes(b"not ours")
+    with pytest.raises(UserError, match="taken_spk2.wav: already exists"):
+        sp.predict(trained_run, tmp_path / "meeting.wav", output=tmp_path / "taken.wav")
+    assert taken.read_bytes() == b"not ours" and not (tmp_path / "taken_spk1.wav").exists()
+    sp.predict(trained_run, tmp_path / "meeting.wav", output=tmp_path / "taken.wav", overwrite=True)
+    assert sf.read(taken)[0].shape == (len(mix),)
+    with pytest.raises(UserError, match=r"expected a file name ending in \.wav"):
+        sp.predict(trained_run, tmp_path / "meeting.wav", output=tmp_path / "separated")
+
+
+def test_output_files_name_one_file_per_talker():
+    from sigplex.core.task import Prepared
+
+    task = SeparationTask()
+    prepared = Prepared(config=config(**{"model.num_spks": 3}))
+    files = task.output_files(Path("/x/mix.wav"), prepared)
+    assert [f.name for f in files] == ["mix_spk1.wav", "mix_spk2.wav", "mix_spk3.wav"]
+    assert {f.parent for f in files} == {Path("/x")}
+    assert task.is_input(CORPUS / "fl_slt_00.flac") and not task.is_input(CORPUS / "voices.json")
 
 
 def test_predict_input_errors(trained_run, tmp_path):
@@ -106,18 +128,52 @@ def test_predict_input_errors(trained_run, tmp_path):
     with pytest.raises(UserError, match=r"st\.wav: input: has 2 channels; expected mono"):
         sp.predict(trained_run, tmp_path / "st.wav")
     pred = sp.load_run(trained_run).predict(np.zeros(500, dtype=np.float32))
-    assert pred.sources.shape == (2, 500)
+    assert pred.shape == (2, 500) and pred.dtype == np.float32
     with pytest.raises(UserError, match="expected a mono waveform"):
         sp.load_run(trained_run).predict(np.zeros((2, 500), dtype=np.float32))
 
 
+def test_prepared_state_round_trips_and_predict_uses_the_trained_rate(trained_run, tmp_path):
+    """load_run(run).prepared.state holds the model's sample rate; a data.sample_rate override cannot change it."""
+    predictor = sp.load_run(trained_run)
+    assert predictor.prepared.state["sample_rate"] == 8000 and predictor.prepared.train is None
+    assert set(predictor.prepared.state["voices"]) == {"train", "val", "test"}
+    sf.write(tmp_path / "m.wav", (0.1 * np.random.default_rng(2).standard_normal(6000)).astype(np.float32), 8000)
+    expected = predictor.predict(tmp_path / "m.wav")
+    moved = sp.load_run(trained_run, overrides={"data.sample_rate": 16000})
+    np.testing.assert_allclose(moved.predict(tmp_path / "m.wav"), expected, atol=1e-6)
+
+
+def _write_mixtures(root, names, length=6000, seed=0):
+    rng = np.random.default_rng(seed)
+    for name in names:
+        src = [(0.1 * rng.standard_normal(length)).astype(np.float32) for _ in range(2)]
+        for k, s in enumerate(src, 1):
+            (root / f"s{k}").mkdir(parents=True, exist_ok=True)
+            sf.write(root / f"s{k}" / f"{name}.wav", s, 8000, subtype="FLOAT")
+        (root / "mix").mkdir(exist_ok=True)
+        sf.write(root / "mix" / f"{name}.wav", src[0] + src[1], 8000, subtype="FLOAT")
+
+
+def test_evaluate_data_takes_a_bare_mix_s1_s2_folder(trained_run, tmp_path):
+    _write_mixtures(tmp_path / "one", ["only"])
+    metrics = sp.evaluate(trained_run, data=tmp_path / "one")
+    assert metrics["n_items"] == 1.0 and np.isfinite(metrics["si_sdri"])
+    _write_mixtures(tmp_path / "splits" / "tt", ["a", "b"])
+    _write_mixtures(tmp_path / "splits" / "cv", ["c"])
+    assert sp.evaluate(trained_run, data=tmp_path / "splits")["n_items"] == 3.0  # all of the folder
+    (tmp_path / "bad" / "mix").mkdir(parents=True)
+    with pytest.raises(UserError, match=r"bad: no s1/ folder; expected the folder layout mix/ \+ s1/"):
+        sp.evaluate(trained_run, data=tmp_path / "bad")
+
+
 def test_config_errors():
-    task = SeparationTask()
     with pytest.raises(UserError, match="model.rotary_dim=12: expected an even number <= model.query_key_dim=8"):
-        task.build_model(config(**{"model.query_key_dim": 8, "model.rotary_dim": 12}))
-    cfg = config(**{"data.chunk_seconds": 1.0, "data.overlap_seconds": 0.75})
+        config(**{"model.query_key_dim": 8, "model.rotary_dim": 12})
     with pytest.raises(UserError, match="data.overlap_seconds=0.75: expected at most half"):
-        task.separate(task.build_model(cfg), np.zeros(20000, dtype=np.float32), cfg)
+        config(**{"data.chunk_seconds": 1.0, "data.overlap_seconds": 0.75})
+    with pytest.raises(UserError, match="model.dim=33: expected an even number"):
+        config(**{"model.dim": 33})
     with pytest.raises(UserError, match="unknown key"):
         resolve_config(SeparationConfig, overrides=["data.nope=1"])
 
@@ -130,37 +186,46 @@ def test_paper_preset_is_the_paper_model():
 
 
 def test_user_folders_train_with_dynamic_mixing_and_validate_on_files(tmp_path):
-    rng = np.random.default_rng(0)
-    for split, names in (("train", ("a", "b", "c")), ("val", ("d",))):
-        for name in names:
-            src = [(0.1 * rng.standard_normal(6000)).astype(np.float32) for _ in range(2)]
-            for k, s in enumerate(src, 1):
-                (tmp_path / split / f"s{k}").mkdir(parents=True, exist_ok=True)
-                sf.write(tmp_path / split / f"s{k}" / f"{name}.wav", s, 8000, subtype="FLOAT")
-            (tmp_path / split / "mix").mkdir(exist_ok=True)
-            sf.write(tmp_path / split / "mix" / f"{name}.wav", src[0] + src[1], 8000, subtype="FLOAT")
+    _write_mixtures(tmp_path / "train", ("a", "b", "c"))
+    _write_mixtures(tmp_path / "val", ("d",), seed=1)
     task, cfg = SeparationTask(), config()
-    splits = task.build_data(cfg, tmp_path)
+    prepared = task.build_data(cfg, tmp_path)
     np.random.seed(0)
-    item = splits.train[0]
+    item = prepared.train[0]
     assert item["sources"].shape == (2, 4000)
     torch.testing.assert_close(item["sources"].sum(0), item["mix"])
-    assert len(splits.val) == 1 and splits.test is None
-    val = splits.val[0]
+    assert len(prepared.val) == 1 and prepared.test is None
+    val = prepared.val[0]
     assert val["mix"].shape == (8000,)  # padded to data.eval_seconds
     no_dm = task.build_data(config(**{"data.dynamic_mixing": False}), tmp_path)
     assert len(no_dm.train) == 3
 
 
 @pytest.mark.slow
-def test_cli_predict_writes_a_folder_and_refuses_to_overwrite(trained_run, tmp_path):
+def test_onnx_export_takes_any_batch_and_length(trained_run, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    sp.export(trained_run, format="onnx", output=tmp_path / "sep.onnx")
+    session = ort.InferenceSession(str(tmp_path / "sep.onnx"))
+    x = (0.1 * np.random.default_rng(0).standard_normal((2, 12345))).astype(np.float32)  # not the example's shape
+    out = session.run(None, {session.get_inputs()[0].name: x})[0]
+    with torch.no_grad():
+        ref = sp.load_run(trained_run).model(torch.from_numpy(x)).numpy()
+    assert out.shape == (2, 2, 12345)
+    np.testing.assert_allclose(out, ref, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_cli_predict_writes_one_file_per_talker_and_refuses_to_overwrite(trained_run, tmp_path):
     from helpers import run_cli
 
     sf.write(tmp_path / "mix.wav", (0.1 * np.random.default_rng(1).standard_normal(12000)).astype(np.float32), 8000)
+    (tmp_path / "sep").mkdir()
+    (tmp_path / "sep" / "mix_spk2.wav").write_bytes(b"someone else's")
     args = ["predict", "--plugin", "speech_sep", "--checkpoint", trained_run, "--input", tmp_path / "mix.wav",
-            "--output", tmp_path / "sep"]
+            "--output", tmp_path / "sep" / "mix.wav"]
     first = run_cli(*args, env={"OMP_NUM_THREADS": "1"})
-    assert first.returncode == 0, first.stderr
-    assert sorted(p.name for p in (tmp_path / "sep").iterdir()) == ["mix_spk1.wav", "mix_spk2.wav"]
-    second = run_cli(*args, env={"OMP_NUM_THREADS": "1"})
-    assert second.returncode == 2 and "already exists" in second.stderr
+    assert first.returncode == 2 and "mix_spk2.wav: already exists" in first.stderr
+    assert not (tmp_path / "sep" / "mix_spk1.wav").exists()
+    second = run_cli(*args, "--overwrite", env={"OMP_NUM_THREADS": "1"})
+    assert second.returncode == 0, second.stderr
+    assert sorted(p.name for p in (tmp_path / "sep").glob("*.wav")) == ["mix_spk1.wav", "mix_spk2.wav"]
