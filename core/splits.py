@@ -33,15 +33,18 @@ def seeded_split(n: int, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int
             counts[i] = 1
     while sum(counts) > n:
         counts[int(np.argmax(counts))] -= 1
+    if abs(sum(fractions) - 1) < 1e-9:  # fractions of the whole: rounding leftovers go to the largest part
+        counts[int(np.argmax(fractions))] += n - sum(counts)
     edges = np.cumsum([0] + counts)
     return [np.sort(order[edges[i]:edges[i + 1]]) for i in range(len(fractions))]
 
 
-def kfold_folds(n: int, k: int, seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``(train_idx, test_idx)`` for k shuffled folds of ``range(n)``."""
+def kfold_folds(n: int, k: int, seed: int = 0, shuffle: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(train_idx, test_idx)`` for k folds of ``range(n)``: shuffled with ``seed``, or contiguous blocks
+    in order with ``shuffle=False`` (no leakage between neighbouring trials of a recording)."""
     if k < 2 or k > n:
         raise UserError(f"k-fold: expected 2 <= k <= {n} items, got k={k}")
-    order = np.random.default_rng(seed).permutation(n)
+    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
     for part in np.array_split(order, k):
         test = np.sort(part)
         yield np.setdiff1d(np.arange(n), test), test
