@@ -21,12 +21,12 @@ LOOKBACK, HORIZON, HIDDEN, HEADS, LAYERS, D_FF, DROPOUT, BATCH, LR = 96, 96, 128
 WARM = 10
 
 
-def _splits():
-    from sigplex.plugins.ts_forecast.task import ForecastConfig, ForecastTask
+def _prepared():
+    """The task's default data as the trainer sees it: normalised windows of the ETT 12/4/4 split."""
+    from sigplex.plugins.ts_forecast.config import ForecastConfig
+    from sigplex.plugins.ts_forecast.task import ForecastTask
 
-    task = ForecastTask()
-    cfg = ForecastConfig()
-    return task, cfg, task.build_data(cfg, None)
+    return ForecastTask().build_data(ForecastConfig(), None)
 
 
 def train_ours(steps: int, seed: int = 0, num_workers: int = 0) -> dict:
@@ -67,9 +67,9 @@ def train_peer(steps: int, seed: int = 0) -> dict:
 
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "neuralforecast"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    _task, _cfg, splits = _splits()
-    train = splits.train.data.numpy()                         # normalised training rows [T, C]
-    dates = splits.train.dates
+    prepared = _prepared()
+    train = prepared.train.data.numpy()                       # normalised training rows [T, C]
+    dates = prepared.train.dates
     n_series = train.shape[1]
     df = pd.DataFrame({"unique_id": np.repeat([f"ch{c}" for c in range(n_series)], len(train)),
                        "ds": np.tile(dates.values, n_series), "y": train.T.ravel()})
@@ -88,7 +88,7 @@ def train_peer(steps: int, seed: int = 0) -> dict:
     nf = NeuralForecast(models=[model], freq="h")
     nf.fit(df=df, val_size=0)
     fitted = nf.models[0].eval()
-    test = splits.test
+    test = prepared.test
     sq = ab = 0.0
     n = 0
     with torch.no_grad():

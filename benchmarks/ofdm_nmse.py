@@ -30,16 +30,20 @@ def train(minutes: float = 60.0, out: Path = WEIGHTS, loss: str = "nmse_db", pre
     """
     import torch
 
+    from sigplex.core.task import Prepared
     from sigplex.core.train.optim import build_optimizer
     from sigplex.datasets.ofdm import generate, to_item
+    from sigplex.plugins.ofdm_chest import adafortitran  # noqa: F401  (registers the models)
+    from sigplex.plugins.ofdm_chest.config import ChestConfig, conditions_of, grid_of
     from sigplex.plugins.ofdm_chest.pretrained import save_half
-    from sigplex.plugins.ofdm_chest.task import ChestConfig, ChestTask, grid_of
+    from sigplex.plugins.ofdm_chest.task import ChestTask
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     task = ChestTask()
     config = ChestConfig(loss={"name": loss})
-    grid, cond = grid_of(config), task.conditions(config, "train")
+    prepared = Prepared(config)
+    grid, cond = grid_of(config), conditions_of(config, "train")
     batch, lr, warmup = config.trainer.batch_size, config.optim.lr, config.optim.warmup_steps
     floor = config.optim.min_lr_ratio
     model = task.build_model(config).train()
@@ -58,7 +62,7 @@ def train(minutes: float = 60.0, out: Path = WEIGHTS, loss: str = "nmse_db", pre
         d = generate(batch, seed * 1_000_003 + step, grid, cond)
         b = to_item(d["h"], d["ls"], d["cond"])
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            value = task.training_step(model, b, config)
+            value = task.training_step(model, b, prepared)
         opt.zero_grad()
         value.backward()
         opt.step()
@@ -86,7 +90,7 @@ def run(quick: bool = False) -> list[dict]:
     from sigplex.datasets.ofdm import Conditions, generate, to_item
     from sigplex.plugins.ofdm_chest.baselines import BASELINES
     from sigplex.plugins.ofdm_chest.pretrained import load_pretrained
-    from sigplex.plugins.ofdm_chest.task import nmse_db, to_complex
+    from sigplex.plugins.ofdm_chest.metrics import nmse_db, to_complex
 
     note = "ours_s/peer_s are NMSE in dB (lower is better), not seconds; gain_db = peer - ours"
     if not WEIGHTS.is_file():

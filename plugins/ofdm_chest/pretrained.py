@@ -2,8 +2,11 @@
 
 Trained by ``python -m benchmarks.ofdm_nmse --train 60`` on fresh TDL-A grids over the
 paper's training ranges (SNR 0-30 dB, delay spread 50-350 ns, Doppler 200-1400 Hz) with the
-``nmse_db`` loss, and stored in float16 (``weights/adafortitran.safetensors``). Use them to
-estimate directly, or to start a run: ``platform train --plugin ofdm_chest --init-from PATH``.
+``nmse_db`` loss (the ``cpu60`` preset's recipe), and stored in float16
+(``weights/adafortitran.safetensors``). The task declares them as ``ChestTask.pretrained``, so
+``platform predict --plugin ofdm_chest`` (no ``--checkpoint``) and
+``sigplex.core.load_pretrained("ofdm_chest")`` use them; :func:`load_pretrained` here gives the
+bare model. Or start a run from them: ``platform train --plugin ofdm_chest --init-from PATH``.
 
 >>> from sigplex.plugins.ofdm_chest.pretrained import load_pretrained
 >>> model = load_pretrained()  # doctest: +SKIP
@@ -12,7 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-WEIGHTS = Path(__file__).resolve().parent / "weights" / "adafortitran.safetensors"
+RELATIVE_PATH = "weights/adafortitran.safetensors"  # inside this package (ChestTask.pretrained names it too)
+WEIGHTS = Path(__file__).resolve().parent / RELATIVE_PATH
 
 
 def load_pretrained(path: str | Path = WEIGHTS):
@@ -39,4 +43,4 @@ def save_half(state: dict, path: str | Path, metadata: dict | None = None) -> Pa
     return Path(path)
 
 
-__all__ = ["WEIGHTS", "load_pretrained", "save_half"]
+__all__ = ["RELATIVE_PATH", "WEIGHTS", "load_pretrained", "save_half"]

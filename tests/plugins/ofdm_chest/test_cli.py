@@ -1,4 +1,5 @@
-"""ofdm_chest through the CLI: fine-tune the shipped weights (cpu60 recipe), evaluate, predict, bad input."""
+"""ofdm_chest through the CLI: fine-tune the shipped weights (cpu60 recipe), evaluate, predict (from a run or
+the shipped weights without --checkpoint), bad input."""
 import json
 
 import numpy as np
@@ -21,6 +22,7 @@ def run_dir(tmp_path_factory):
     res = run_cli("train", "--plugin", "ofdm_chest", "--config", "cpu60", "--init-from", WEIGHTS, "--max-steps", 2,
                   "--out", out, *SMALL, env=env)
     assert res.returncode == 0, res.stderr
+    assert "v1 task contract" not in res.stderr
     return out
 
 
@@ -55,3 +57,52 @@ def test_predict_writes_estimates_and_refuses_bad_input(run_dir, tmp_path):
     assert res.returncode == 2
     assert "bad.npz: key 'ls' has shape [5, 6, 2]; expected [N, 12, 2]" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def _ls_file(path, n, seed, truth=False):
+    from sigplex.datasets.ofdm import generate
+
+    d = generate(n, seed)
+    extra = {"h": d["h"]} if truth else {}
+    np.savez(path, ls=d["ls"], snr_db=d["cond"][:, 1], delay_spread_ns=d["cond"][:, 2], doppler_hz=d["cond"][:, 3],
+             **extra)
+    return d
+
+
+def test_predict_without_checkpoint_uses_the_shipped_weights(tmp_path):
+    from sigplex.plugins.ofdm_chest.baselines import ls_linear
+    from sigplex.plugins.ofdm_chest.metrics import nmse_db
+
+    d = _ls_file(tmp_path / "ls.npz", 6, 91)
+    out = tmp_path / "est.npz"
+    res = run_cli("predict", "--plugin", "ofdm_chest", "--input", tmp_path / "ls.npz", "--output", out)
+    assert res.returncode == 0, res.stderr
+    assert "v1 task contract" not in res.stderr
+    with np.load(out) as z:
+        h_hat = z["h_hat"]
+    assert h_hat.shape == (6, 120, 14)
+    cond = np.concatenate([np.zeros((6, 1), np.float32), d["cond"][:, 1:]], 1)
+    assert nmse_db(h_hat, d["h"]) < nmse_db(ls_linear(d["ls"], cond), d["h"]) - 1.0  # better than LS
+    import sigplex.core as sp
+    from sigplex.core.errors import UserError
+
+    with pytest.raises(UserError, match=r"x\.csv: expected a file name ending in \.npz"):
+        sp.predict(None, str(tmp_path / "ls.npz"), output=tmp_path / "x.csv", plugin="ofdm_chest")
+
+
+def test_run_state_round_trip_and_evaluate_data(run_dir, tmp_path):
+    import sigplex.core as sp
+
+    predictor = sp.load_run(run_dir)
+    assert predictor.prepared.state == {}               # nothing fitted: the config is all predict needs
+    assert predictor.config.model.name == "adafortitran" and predictor.config.trainer.precision == "bf16"
+    d = _ls_file(tmp_path / "one.npz", 1, 92, truth=True)
+    pred = predictor.predict(tmp_path / "one.npz")
+    assert pred["h_hat"].shape == (1, 120, 14)
+    res = run_cli("evaluate", "--checkpoint", run_dir, "--data", tmp_path / "one.npz")
+    assert res.returncode == 0, res.stderr
+    metrics = sp.evaluate(run_dir, data=tmp_path / "one.npz")
+    from sigplex.plugins.ofdm_chest.metrics import nmse_db
+
+    assert metrics["nmse_db"] == pytest.approx(nmse_db(pred["h_hat"], d["h"]), abs=1e-4)
+    assert {"nmse_db_ls", "nmse_db_lmmse", "nmse_db_genie"} <= set(metrics)

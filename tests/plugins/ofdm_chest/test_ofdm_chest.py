@@ -7,10 +7,13 @@ pytest.importorskip("sionna")
 
 from sigplex.core.config import resolve_config  # noqa: E402
 from sigplex.core.errors import UserError  # noqa: E402
+from sigplex.core.task import Prepared  # noqa: E402
 from sigplex.datasets.ofdm import Conditions, OFDMGrid, generate, to_item  # noqa: E402
 from sigplex.plugins.ofdm_chest.adafortitran import AdaFortiTran, FortiTran  # noqa: E402
 from sigplex.plugins.ofdm_chest.baselines import genie_lmmse, lmmse, ls_linear  # noqa: E402
-from sigplex.plugins.ofdm_chest.task import ChestConfig, ChestTask, nmse_db  # noqa: E402
+from sigplex.plugins.ofdm_chest.config import ChestConfig  # noqa: E402
+from sigplex.plugins.ofdm_chest.metrics import nmse_db  # noqa: E402
+from sigplex.plugins.ofdm_chest.task import ChestTask  # noqa: E402
 
 EVAL = Conditions(snr_db=(0, 25), delay_spread_ns=(50, 300), doppler_hz=(200, 1000))
 
@@ -110,37 +113,37 @@ def small_task(tmp_path, monkeypatch):
 def test_task_evaluate_plots_predict(small_task, tmp_path):
     task, cfg = small_task
     data = task.build_data(cfg, None)
-    assert len(data.train) == 64 and len(data.test) == 18
+    assert len(data.train) == 64 and len(data.test) == 18 and data.state == {}  # nothing fitted
     assert list((tmp_path / "cache" / "ofdm_chest").glob("set-*.npz"))  # cached for repeatable evaluation
     item = data.train[0]
     assert item["ls"].shape == (2, 12, 2) and item["h"].shape == (2, 120, 14) and item["priors"].shape == (3,)
     model = task.build_model(cfg).eval()
-    loss = task.training_step(model, task.collate([data.train[i] for i in range(4)]), cfg)
+    loss = task.training_step(model, task.collate([data.train[i] for i in range(4)]), data)
     assert loss.ndim == 0 and torch.isfinite(loss)
-    m = task.evaluate(model, data.test, cfg)
+    m = task.evaluate(model, data.test, data)
     for key in ("nmse_db", "nmse_db_ls", "nmse_db_genie", "nmse_db_snr0_5", "nmse_db_ls_snr25_30"):
         assert key in m and np.isfinite(m[key])
     assert m["nmse_db_genie"] < m["nmse_db_ls"]
-    paths = task.plots(model, data, cfg, tmp_path / "run")
+    paths = task.plots(model, data, tmp_path / "run")
     names = {p.name for p in paths}
-    assert "nmse_table.csv" in names
+    assert "nmse_table.csv" in names and "nmse_vs_snr.png" in names
     text = (tmp_path / "run" / "plots" / "nmse_table.csv").read_text()
     assert text.startswith("axis,lo,hi,n,nmse_db_model,nmse_db_ls,nmse_db_genie") and "doppler_hz" in text
     # predict from an .npz of LS estimates with priors; never overwrite
     src = tmp_path / "ls.npz"
     np.savez(src, ls=data.test.ls[:3], snr_db=10.0, delay_spread_ns=100.0, doppler_hz=500.0)
-    pred = task.predict(model, src, cfg)
+    pred = task.predict(model, src, data)
     assert pred["h_hat"].shape == (3, 120, 14) and np.iscomplexobj(pred["h_hat"])
+    with torch.no_grad():                                 # the same as calling the model by hand
+        by_hand = model(data.test[0]["ls"][None], torch.tensor([[10.0, 100.0, 500.0]]))
+    np.testing.assert_allclose(pred["h_hat"][0], torch.complex(by_hand[0, 0], by_hand[0, 1]).numpy(), atol=1e-5)
     out = tmp_path / "est.npz"
-    task.write_prediction(pred, out)
+    assert task.write_prediction(pred, out, data) == [out]
     with np.load(out) as z:
         np.testing.assert_allclose(z["h_hat"], pred["h_hat"])
-    with pytest.raises(UserError, match="already exists"):
-        task.write_prediction(pred, out)
-    task.write_prediction(pred, out, overwrite=True)
     np.savez(tmp_path / "nopriors.npz", ls=data.test.ls[:2])
     with pytest.raises(UserError, match="priors"):
-        task.predict(model, tmp_path / "nopriors.npz", cfg)
+        task.predict(model, tmp_path / "nopriors.npz", data)
 
 
 def test_short_training_beats_ls_on_held_out_data():
@@ -192,11 +195,11 @@ def test_nmse_db_loss_is_the_mean_of_per_grid_nmse():
     batch = to_item(d["h"], d["ls"], d["cond"])
     with torch.no_grad():
         est = model(batch["ls"], batch["priors"])
-        loss = task.training_step(model, batch, cfg)
+        loss = task.training_step(model, batch, Prepared(cfg))
     per_grid = [nmse_db(torch.complex(est[i, 0], est[i, 1]), torch.as_tensor(d["h"][i])) for i in range(3)]
     assert float(loss) == pytest.approx(np.mean(per_grid), abs=1e-4)
     with torch.no_grad():
-        mse = task.training_step(model, batch, resolve_config(ChestConfig, overrides=["loss.name=mse"]))
+        mse = task.training_step(model, batch, Prepared(resolve_config(ChestConfig, overrides=["loss.name=mse"])))
     assert float(mse) == pytest.approx(float(torch.nn.functional.mse_loss(est, batch["h"])), rel=1e-5)
     with pytest.raises(UserError, match="loss.name"):
         resolve_config(ChestConfig, overrides=["loss.name=l1"])
@@ -239,3 +242,72 @@ def test_pretrained_rejects_weights_of_another_model(tmp_path):
     save_file(FortiTran(dim=16, depth=1, heads=2).state_dict(), str(path))
     with pytest.raises(UserError, match="other.safetensors: weights do not fit"):
         load_pretrained(path)
+
+
+def test_config_rejects_inconsistent_sizes():
+    for overrides, msg in ((["model.dim=30", "model.heads=4"], "dim=30 must be divisible by heads=4"),
+                           (["model.patch=[7, 2]"], r"model.patch=\[7, 2\] must divide the grid 120x14"),
+                           (["data.pilot_symbols=[2, 14]"], "pilot_symbols"),
+                           (["data.models=[TDL-Z]"], "channel model 'TDL-Z': expected one of")):
+        with pytest.raises(UserError, match=msg):
+            resolve_config(ChestConfig, overrides=overrides)
+
+
+def _npz(path, n, seed, truth=True):
+    d = generate(n, seed)
+    arrays = {"ls": d["ls"], "cond": d["cond"], **({"h": d["h"]} if truth else {})}
+    np.savez(path, **arrays)
+    return d
+
+
+def test_data_file_split_and_evaluation_data(tmp_path):
+    task = ChestTask()
+    cfg = resolve_config(ChestConfig, overrides=["model.dim=16", "model.depth=1", "model.heads=2",
+                                                 "data.baselines=[ls]"])
+    d = _npz(tmp_path / "ten.npz", 10, 3)
+    prepared = task.build_data(cfg, tmp_path / "ten.npz")
+    sizes = [len(prepared.train), len(prepared.val), len(prepared.test)]
+    assert sizes == [8, 1, 1]
+    seen = np.concatenate([prepared.train.ls, prepared.val.ls, prepared.test.ls])
+    assert sorted(map(bytes, seen)) == sorted(map(bytes, d["ls"]))  # a partition of the grids
+    again = task.build_data(cfg, tmp_path / "ten.npz")
+    np.testing.assert_array_equal(again.test.ls, prepared.test.ls)  # seeded by data.seed
+    _npz(tmp_path / "two.npz", 2, 4)
+    with pytest.raises(UserError, match=r"two\.npz: grids: expected at least 3 .* found 2"):
+        task.build_data(cfg, tmp_path / "two.npz")
+    _npz(tmp_path / "noh.npz", 5, 5, truth=False)
+    with pytest.raises(UserError, match=r"noh\.npz: key 'h' .* is missing"):
+        task.build_data(cfg, tmp_path / "noh.npz")
+    # evaluation_data: every grid of the file, even a single one
+    one = _npz(tmp_path / "one.npz", 1, 6)
+    ds = task.evaluation_data(tmp_path / "one.npz", Prepared(cfg))
+    assert len(ds) == 1
+    model = task.build_model(cfg).eval()
+    m = task.evaluate(model, ds, Prepared(cfg))
+    assert m["nmse_db_ls"] == pytest.approx(nmse_db(ls_linear(one["ls"], one["cond"]), one["h"]), abs=1e-4)
+
+
+def test_fortitran_takes_no_priors():
+    task = ChestTask()
+    cfg = resolve_config(ChestConfig, config="fortitran", presets=ChestTask.presets,
+                         overrides=["model.dim=16", "model.depth=1", "model.heads=2"])
+    model = task.build_model(cfg).eval()
+    assert type(model).__name__ == "FortiTran"
+    d = generate(2, 8)
+    loss = task.training_step(model, to_item(d["h"], d["ls"], d["cond"]), Prepared(cfg))
+    assert torch.isfinite(loss)
+    example = task.example_input(Prepared(cfg))
+    assert isinstance(example, torch.Tensor) and model(example).shape == (1, 2, 120, 14)
+
+
+def test_core_load_pretrained_gives_the_shipped_model():
+    from sigplex.core.api import load_pretrained as core_load_pretrained
+    from sigplex.plugins.ofdm_chest.pretrained import WEIGHTS, load_pretrained
+
+    predictor = core_load_pretrained("ofdm_chest")
+    assert predictor.task.pretrained.path() == WEIGHTS and predictor.config.trainer.max_steps == 7000  # cpu60
+    ours = load_pretrained()
+    d = generate(3, 12)
+    b = to_item(d["h"], d["ls"], d["cond"])
+    with torch.no_grad():
+        torch.testing.assert_close(predictor.model(b["ls"], b["priors"]), ours(b["ls"], b["priors"]))

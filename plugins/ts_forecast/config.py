@@ -1,0 +1,76 @@
+"""Config of the ``forecast`` task: which forecaster and its size, CSV reading and the protocol.
+
+``model.n_vars`` left unset is completed from the data by ``ForecastTask.build_data`` (and
+saved with the run, so ``predict`` rebuilds the same model).
+"""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field, model_validator
+
+from sigplex.core.config import OptimConfig, Section, TaskConfig, TrainerConfig
+
+
+class ModelSection(Section):
+    """Which forecaster and its size (fields a model does not use are ignored by it)."""
+
+    name: Literal["itransformer", "tsmixer", "dctnet"] = "itransformer"
+    n_vars: Optional[int] = Field(None, ge=1, description="number of series; default: the data's")
+    d_model: int = Field(128, ge=1)
+    n_heads: int = Field(8, ge=1, description="itransformer, dctnet")
+    n_layers: int = Field(2, ge=1)
+    d_ff: int = Field(256, ge=1, description="itransformer, dctnet")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    patch_len: int = Field(16, ge=1, description="tsmixer, dctnet")
+    stride: int = Field(8, ge=1, description="tsmixer, dctnet")
+    expansion: int = Field(2, ge=1, description="tsmixer MLP expansion")
+    channel_mixing: bool = Field(True, description="tsmixer: hybrid channel mixing in every block")
+    reconcile: bool = Field(False, description="tsmixer: online cross-channel reconciliation head")
+
+    @model_validator(mode="after")
+    def _heads_divide(self):
+        if self.name in ("itransformer", "dctnet") and self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        return self
+
+
+class DataSection(Section):
+    """CSV reading, protocol and the embedded synthetic series."""
+
+    layout: Literal["auto", "wide", "long"] = "auto"
+    date_column: str = Field("auto", description="wide layout: column of timestamps ('auto': date, ds, ...)")
+    targets: list[str] = Field(default_factory=list, description="series to model (default: all)")
+    fill: Literal["none", "ffill", "interpolate"] = "none"
+    split: Literal["auto", "ett", "ratio"] = "auto"
+    ratios: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    lookback: int = Field(96, ge=2)
+    horizon: int = Field(96, ge=1)
+    rolling_origins: int = Field(0, ge=0, description="extra scores at N forecast origins spaced by the horizon")
+    cutoffs: list[str] = Field(default_factory=list, description="explicit forecast origins (timestamps)")
+    synthetic_rows: int = Field(14400, ge=200)
+    synthetic_channels: int = Field(7, ge=1)
+    synthetic_seed: int = 0
+
+
+class ForecastConfig(TaskConfig):
+    model: ModelSection = Field(default_factory=ModelSection)
+    data: DataSection = Field(default_factory=DataSection)
+    trainer: TrainerConfig = Field(default_factory=lambda: TrainerConfig(
+        max_steps=300, batch_size=32, eval_batch_size=256, val_every=100, checkpoint_every=100, log_every=20))
+    optim: OptimConfig = Field(default_factory=lambda: OptimConfig(lr=1e-3, schedule="cosine", warmup_steps=20))
+
+    @model_validator(mode="after")
+    def _patch_fits(self):
+        m = self.model
+        if m.name in ("tsmixer", "dctnet") and m.patch_len > self.data.lookback:
+            raise ValueError(f"model.patch_len={m.patch_len} is longer than data.lookback={self.data.lookback}")
+        return self
+
+
+def n_vars_of(config) -> int:
+    """The number of series the model takes: ``model.n_vars``, else the targets or synthetic channels."""
+    m, d = config.model, config.data
+    if m.n_vars is not None:
+        return m.n_vars
+    return len(d.targets) if d.targets else d.synthetic_channels

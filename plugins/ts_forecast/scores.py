@@ -1,0 +1,50 @@
+"""Forecast scores over every window of a split: MSE/MAE normalised and in original units, the
+repeat-last-value baseline and rolling-origin scores."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from sigplex.core.errors import UserError
+from sigplex.core.infer import iterate_batches, model_device
+from sigplex.datasets.tabular import WindowDataset
+
+
+def origins(dataset: WindowDataset, data_config) -> list[int]:
+    """Window indices of the rolling-origin evaluation: explicit cut-offs, else N spaced by the horizon."""
+    d = data_config
+    if d.cutoffs:
+        return [dataset.window_at(c) for c in d.cutoffs]
+    last = len(dataset) - 1
+    return sorted(last - j * d.horizon for j in range(d.rolling_origins) if last - j * d.horizon >= 0)
+
+
+def window_scores(model, dataset: WindowDataset, std: np.ndarray, batch_size: int, data_config) -> dict[str, float]:
+    """Scores of ``model`` on every window of ``dataset`` (normalised with the training scaler of std ``std``)."""
+    std = torch.as_tensor(std, dtype=torch.float64)
+    sums = dict.fromkeys(("se", "ae", "se_o", "ae_o", "nse", "nae"), 0.0)
+    count, per_window = 0, []
+    rolling = data_config.rolling_origins > 0 or bool(data_config.cutoffs)
+    for batch in iterate_batches(dataset, batch_size, device=model_device(model)):
+        x, y = batch["x"], batch["y"]
+        err = (model(x).float() - y).double().cpu()
+        naive = (x[:, -1:, :] - y).double().cpu()
+        sums["se"] += float(err.pow(2).sum())
+        sums["ae"] += float(err.abs().sum())
+        sums["nse"] += float(naive.pow(2).sum())
+        sums["nae"] += float(naive.abs().sum())
+        sums["se_o"] += float((err * std).pow(2).sum())
+        sums["ae_o"] += float((err.abs() * std).sum())
+        count += err.numel()
+        if rolling:
+            per_window.append(torch.stack([err.pow(2).mean((1, 2)), err.abs().mean((1, 2))], 1))
+    if count == 0:
+        raise UserError("the evaluation split holds no window; lower data.lookback / data.horizon")
+    out = {"mse": sums["se"] / count, "mae": sums["ae"] / count, "naive_mse": sums["nse"] / count,
+           "naive_mae": sums["nae"] / count, "mse_orig": sums["se_o"] / count, "mae_orig": sums["ae_o"] / count,
+           "n_windows": float(len(dataset))}
+    if rolling:
+        scores, idx = torch.cat(per_window), origins(dataset, data_config)
+        out.update(rolling_mse=float(scores[idx, 0].mean()), rolling_mae=float(scores[idx, 1].mean()),
+                   rolling_n=float(len(idx)))
+    return out

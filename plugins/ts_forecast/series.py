@@ -1,0 +1,48 @@
+"""The fitted state of a forecast run and reading series against it.
+
+The training scaler, the series' names and the time step are saved with the run
+(``prepared.state``: ``scaler_mean``, ``scaler_std``, ``columns``, ``freq``), so prediction and
+``evaluate --data`` normalise new series exactly as training did, with nothing but the run.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from sigplex.core.errors import UserError
+from sigplex.datasets.tabular import Scaler, SeriesFrame, read_series
+
+
+def read_frame(config, source) -> SeriesFrame:
+    """Read a CSV (wide or long) with the run's ``data`` reading options."""
+    d = config.data
+    return read_series(source, date_column=d.date_column, targets=d.targets or None, fill=d.fill, layout=d.layout)
+
+
+def fitted_state(scaler: Scaler, frame: SeriesFrame) -> dict:
+    """What prediction needs from training: the scaler as arrays, the series' names and the time step."""
+    return {"scaler_mean": np.asarray(scaler.mean, np.float64), "scaler_std": np.asarray(scaler.std, np.float64),
+            "columns": list(frame.columns), "freq": frame.freq}
+
+
+def scaler_of(state: dict) -> Scaler:
+    if "scaler_mean" not in state or "scaler_std" not in state:
+        raise UserError("the run holds no training scaler (prepared.state); was it trained with this task?")
+    return Scaler(np.asarray(state["scaler_mean"]), np.asarray(state["scaler_std"]))
+
+
+def as_trained(frame: SeriesFrame, state: dict) -> SeriesFrame:
+    """``frame`` with its series in the training order (matched by name when the names agree).
+
+    The scaler and the model are per series by position: a file with the training series in
+    another column order is reordered; a different number of series is an error.
+    """
+    columns = list(state.get("columns") or [])
+    n = len(np.asarray(state.get("scaler_mean", [])))
+    if frame.values.shape[1] != n:
+        raise UserError(f"{frame.source}: has {frame.values.shape[1]} series but the model was trained on {n}; "
+                        "give the same columns (or data.targets) as in training")
+    if columns and frame.columns != columns and sorted(frame.columns) == sorted(columns):
+        order = [frame.columns.index(c) for c in columns]
+        return SeriesFrame(frame.dates, frame.values[:, order], columns, frame.source, frame.layout,
+                           frame.date_column, frame.freq)
+    return frame
