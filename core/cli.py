@@ -199,8 +199,11 @@ def _cmd_predict(args) -> int:
     output = Path(args.output)
     items = expand_inputs(predictor.task, args.input)
     suffixes = tuple(getattr(predictor.task, "output_suffixes", ()) or ())
-    single = (len(args.input) == 1 and len(items) == 1 and not output.is_dir()
-              and (not suffixes or output.name.lower().endswith(suffixes)))
+    one = len(args.input) == 1 and len(items) == 1 and not output.is_dir()
+    if one and suffixes and output.suffix and not output.name.lower().endswith(suffixes):
+        raise UserError(f"--output {output}: expected a file name ending in {' or '.join(suffixes)} "
+                        "(or a folder, for several inputs)")
+    single = one and (not suffixes or output.name.lower().endswith(suffixes))
     if single:
         from .batch import predict_many
 
