@@ -264,6 +264,8 @@ def _cmd_export(args) -> int:
                         task=args.task, overwrite=args.overwrite)
     diff = result.get("max_abs_diff")
     print(f"wrote {result['path']} ({args.format}" + (f", max abs diff vs PyTorch {diff:.2e})" if diff is not None else ")"))
+    if result.get("note"):
+        print(f"note: {result['note']}")
     return 0
 
 

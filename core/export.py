@@ -55,6 +55,16 @@ def _grown(example: tuple, axes: dict[int, dict[int, str]]) -> tuple:
     return tuple(out)
 
 
+def _onnx_export(model, args, path, names, axes, opset) -> None:
+    import torch
+
+    onnx_axes = {names[i]: {int(a): str(n) for a, n in ax.items()} for i, ax in axes.items() if ax}
+    if any(0 in ax for ax in axes.values()):
+        onnx_axes["output"] = {0: "batch"}
+    torch.onnx.export(model, args, str(path), input_names=names, output_names=["output"],
+                      opset_version=opset, dynamo=False, dynamic_axes=onnx_axes or None)
+
+
 def export_model(model, example, *, format: str, output: Path, overwrite: bool = False, check: bool = True,
                  opset: int = 17, dynamic_axes: dict[int, dict[int, str]] | None = None,
                  metadata: dict[str, str] | None = None) -> dict:
@@ -89,15 +99,21 @@ def export_model(model, example, *, format: str, output: Path, overwrite: bool =
         return result
     require("onnx", "export", "ONNX export")
     names = [f"input_{i}" for i in range(len(args))] if len(args) > 1 else ["input"]
-    axes = {i: {0: "batch"} for i in range(len(args))} if dynamic_axes is None else dynamic_axes
-    onnx_axes = {names[i]: {int(a): str(n) for a, n in ax.items()} for i, ax in axes.items() if ax}
-    onnx_axes["output"] = {0: "batch"} if any(0 in ax for ax in axes.values()) else {}
+    auto = dynamic_axes is None
+    axes = {i: {0: "batch"} for i in range(len(args))} if auto else dynamic_axes
     with atomic_path(output, overwrite=overwrite) as tmp:
         try:
-            torch.onnx.export(model, args, str(tmp), input_names=names, output_names=["output"],
-                              opset_version=opset, dynamo=False, dynamic_axes=onnx_axes or None)
+            _onnx_export(model, args, tmp, names, axes, opset)
         except Exception as exc:
-            raise UserError(f"onnx export failed: {type(exc).__name__}: {_short(exc)}") from None
+            if not auto:
+                raise UserError(f"onnx export failed: {type(exc).__name__}: {_short(exc)}") from None
+            # the default dynamic batch axis is not traceable for this model: keep every axis fixed, and say so
+            result["note"] = f"batch axis fixed (the model does not export with a dynamic batch: {_short(exc, 120)})"
+            axes = {}
+            try:
+                _onnx_export(model, args, tmp, names, axes, opset)
+            except Exception as exc2:
+                raise UserError(f"onnx export failed: {type(exc2).__name__}: {_short(exc2)}") from None
         if metadata:
             import onnx
 
