@@ -5,7 +5,7 @@ qk width 128, values ``[v, u]`` 2 × 1024 wide, chunks of 256 frames, batch 1, f
 without grad. Peer: full quadratic softmax attention through SDPA on the same q/k/v shapes
 (skipped where its quadratic cost makes it impractical on this CPU). ``per_doubling`` is
 our time growth per doubling of the length (goal ≤ 2.2×; 2.0 is linear, 4.0 quadratic).
-A last row times the whole ``GatedAttentionUnit`` (dim 512) at the largest length.
+A last row times the whole ``sigplex.core.blocks.GatedAttentionUnit`` (dim 512) at the largest length.
 Memory is linear by construction: the largest intermediate is the ``[T/256, 256, 256]``
 local score tensor (``T · 256`` floats), against ``T²`` for a naive softmax attention.
 """
@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks._timing import median_time, row
-from sigplex.core.ops.gated_attention import GatedAttentionUnit, mixed_chunk_attention
+from sigplex.core.blocks import GatedAttentionUnit
+from sigplex.core.ops.gated_attention import mixed_chunk_attention
 
 QK, E, GROUP = 128, 2048, 256
 PEER_MAX_LEN = 8192

@@ -1,4 +1,8 @@
-"""Accelerated kernels shared by every domain: attention in its several forms, and robust batched solves."""
+"""Accelerated kernels shared by every domain: attention in its several forms, and robust batched solves.
+
+Modules built from these kernels (conv modules, feed-forward projections, norms, the gated
+attention unit) live in :mod:`sigplex.core.blocks`; encoders in :mod:`sigplex.core.backbones`.
+"""
 from .attention import (
     attention,
     attention_reference,
@@ -18,14 +22,14 @@ __all__ = [
 ]
 
 from .attention import MultiHeadAttention
-from .gated_attention import ConvModule, FFConvM, GatedAttentionUnit, OffsetScale, ScaleNorm, mixed_chunk_attention
+from .gated_attention import mixed_chunk_attention
 from .linalg import solve_psd
 from .linear_attention import elu_feature_map, linear_attention, relu_feature_map
 from .rotary import RotaryEmbedding, apply_rotary, rotary_angles
 
 __all__ += [
     "MultiHeadAttention",
-    "ConvModule", "FFConvM", "GatedAttentionUnit", "OffsetScale", "ScaleNorm", "mixed_chunk_attention",
+    "mixed_chunk_attention",
     "elu_feature_map", "linear_attention", "relu_feature_map", "solve_psd",
     "RotaryEmbedding", "apply_rotary", "rotary_angles",
 ]

@@ -34,12 +34,15 @@ def load_teacher(task, student_prepared, source: str | Path, device) -> Teacher:
         raise UserError(f"--distill-from {source}: no such run directory or weights file")
     config = student_prepared.config
     if source.is_dir():
-        from ..api import RunDir
+        import yaml
+
         from ..train import checkpoint as ckpt
 
-        run = RunDir(source if (source / "run.json").is_file() else ckpt.pick_checkpoint(source).parent.parent)
-        cfg = type(config).model_validate(run.config_dict)
-        prepared = Prepared(config=cfg, state=load_state(run.path) or dict(student_prepared.state))
+        run = source if (source / "run.json").is_file() else ckpt.pick_checkpoint(source).parent.parent
+        if not (run / "config.yaml").is_file():
+            raise UserError(f"{run}: config.yaml is missing; not a sigplex run directory")
+        cfg = type(config).model_validate(yaml.safe_load((run / "config.yaml").read_text()) or {})
+        prepared = Prepared(config=cfg, state=load_state(run) or dict(student_prepared.state))
     else:
         name = config.distill.teacher_model
         if not name:

@@ -9,7 +9,7 @@ filters (depthwise convolutions over time) instead of a recurrent state. MossFor
 - :class:`DilatedFSMN` -- Linear -> ReLU -> Linear (no bias) projection, then that memory,
   with residuals;
 - :class:`GatedFSMNBlock` -- 1x1 projection down + PReLU, norm, a gated convolutional unit
-  (``u ⊙ FSMN(v)``, ``u`` and ``v`` from :class:`~sigplex.core.ops.gated_attention.FFConvM`),
+  (``u ⊙ FSMN(v)``, ``u`` and ``v`` from :class:`~sigplex.core.blocks.FFConvM`),
   norm, 1x1 projection back, residual.
 
 All modules work on ``[batch, time, channels]``; there is no loop over time.
@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sigplex.core.ops.gated_attention import FFConvM
+from sigplex.core.blocks import FFConvM
 
 
 class DilatedDenseMemory(nn.Module):

@@ -1,40 +1,24 @@
-"""Separation losses and metrics: pairwise SI-SDR / SDR and a separate PIT wrapper (asteroid-style).
+"""Separation metrics (BSS-eval SDR, SI-SDR/SDR improvements, PESQ/STOI) on the core's PIT losses.
 
-The pairwise loss builds a ``[B, S_est, S_ref]`` matrix; :class:`PITLossWrapper` finds the best
-assignment of estimates to references for every batch item -- all permutations for up to
-``exhaustive_max`` (3) speakers, the Hungarian algorithm (``scipy.optimize.linear_sum_assignment``)
-beyond -- so every pairwise loss gets permutation-invariant training for free.
-
-Convention: ``perm[b, j]`` is the estimate assigned to reference ``j``, so
-``reorder(est, perm)[:, j]`` lines up with ``ref[:, j]``.
+The domain-free parts live in the core and are re-exported here under their old names:
+pairwise SI-SDR / SDR in :mod:`sigplex.core.losses.pairwise_sdr` and the permutation-invariant
+wrapper (:class:`PITLossWrapper`, exhaustive up to 3 sources, Hungarian beyond) in
+:mod:`sigplex.core.losses.pit`. Convention: ``perm[b, j]`` is the estimate assigned to reference
+``j``, so ``reorder(est, perm)[:, j]`` lines up with ``ref[:, j]``.
 """
 from __future__ import annotations
 
-import itertools
-from typing import Callable
-
 import torch
-from torch import nn
 
+from sigplex.core.losses.pairwise_sdr import EPS, pairwise_neg_sdr, pairwise_neg_sisdr, sdr, si_sdr
+from sigplex.core.losses.pit import (
+    PITLossWrapper,
+    best_perm_exhaustive,
+    best_perm_hungarian,
+    best_permutation,
+    reorder,
+)
 from sigplex.core.ops.linalg import solve_psd
-
-EPS = 1e-8
-
-
-def si_sdr(est: torch.Tensor, ref: torch.Tensor, zero_mean: bool = True, eps: float = EPS) -> torch.Tensor:
-    """Scale-invariant SDR in dB over the last axis: ``10 log10(|a s|^2 / |a s - ŝ|^2)``, ``a = <ŝ,s>/|s|^2``."""
-    if zero_mean:
-        est = est - est.mean(-1, keepdim=True)
-        ref = ref - ref.mean(-1, keepdim=True)
-    scale = (est * ref).sum(-1, keepdim=True) / (ref.square().sum(-1, keepdim=True) + eps)
-    target = scale * ref
-    noise = est - target
-    return 10 * torch.log10((target.square().sum(-1) + eps) / (noise.square().sum(-1) + eps))
-
-
-def sdr(est: torch.Tensor, ref: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """Plain SDR (signal-to-distortion ratio, no scale or filter allowed) in dB over the last axis."""
-    return 10 * torch.log10((ref.square().sum(-1) + eps) / ((ref - est).square().sum(-1) + eps))
 
 
 def bss_sdr(est: torch.Tensor, ref: torch.Tensor, filter_length: int = 512) -> torch.Tensor:
@@ -63,76 +47,6 @@ def bss_sdr(est: torch.Tensor, ref: torch.Tensor, filter_length: int = 512) -> t
     target = (c * d).sum((1, 2))
     residual = (est.square().sum(-1) - target).clamp_min(1e-30)
     return (10 * torch.log10(target.clamp_min(1e-30) / residual)).float().reshape(shape[:-1])
-
-
-def pairwise_neg_sisdr(est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """``[B, S, T]`` estimates and references -> ``[B, S_est, S_ref]`` of negative SI-SDR."""
-    return -si_sdr(est.unsqueeze(2), ref.unsqueeze(1))
-
-
-def pairwise_neg_sdr(est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """``[B, S, T]`` -> ``[B, S_est, S_ref]`` of negative plain SDR."""
-    return -sdr(est.unsqueeze(2), ref.unsqueeze(1))
-
-
-def _all_perms(n: int, device) -> torch.Tensor:
-    return torch.tensor(list(itertools.permutations(range(n))), dtype=torch.long, device=device)
-
-
-def best_perm_exhaustive(cost: torch.Tensor) -> torch.Tensor:
-    """Minimum-cost assignment by trying every permutation: ``cost [B, S, S] -> perm [B, S]``."""
-    b, s, _ = cost.shape
-    perms = _all_perms(s, cost.device)  # [P, S]: perms[p, j] = estimate for reference j
-    cols = torch.arange(s, device=cost.device)
-    totals = cost[:, perms, cols].sum(-1)  # [B, P]
-    return perms[totals.argmin(-1)]
-
-
-def best_perm_hungarian(cost: torch.Tensor) -> torch.Tensor:
-    """Minimum-cost assignment with the Hungarian algorithm (scipy): ``[B, S, S] -> [B, S]``."""
-    from scipy.optimize import linear_sum_assignment
-
-    out = torch.empty(cost.shape[:2], dtype=torch.long)
-    for b, mat in enumerate(cost.detach().double().cpu().numpy()):
-        rows, cols = linear_sum_assignment(mat)  # estimate rows[i] -> reference cols[i]
-        out[b, torch.as_tensor(cols)] = torch.as_tensor(rows)
-    return out.to(cost.device)
-
-
-def best_permutation(cost: torch.Tensor, exhaustive_max: int = 3) -> torch.Tensor:
-    """Exhaustive search up to ``exhaustive_max`` sources, Hungarian beyond."""
-    cost = cost.detach()
-    return best_perm_exhaustive(cost) if cost.shape[-1] <= exhaustive_max else best_perm_hungarian(cost)
-
-
-def reorder(est: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
-    """``est [B, S, ...]`` reordered so that ``out[:, j] = est[:, perm[:, j]]``."""
-    index = perm.view(*perm.shape, *([1] * (est.dim() - 2))).expand(*perm.shape, *est.shape[2:])
-    return torch.gather(est, 1, index)
-
-
-class PITLossWrapper(nn.Module):
-    """Permutation-invariant training around any pairwise loss ``(est, ref) -> [B, S, S]``.
-
-    ``forward(est, ref, return_perm=False)`` -> mean over the batch of the best assignment's
-    mean cost (and the permutations ``[B, S]`` if asked).
-    """
-
-    def __init__(self, pairwise_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = pairwise_neg_sisdr,
-                 exhaustive_max: int = 3):
-        super().__init__()
-        self.pairwise_loss = pairwise_loss
-        self.exhaustive_max = exhaustive_max
-
-    def forward(self, est, ref, return_perm: bool = False):
-        if est.shape != ref.shape:
-            raise ValueError(f"estimates {tuple(est.shape)} and references {tuple(ref.shape)} differ in shape")
-        cost = self.pairwise_loss(est, ref)
-        perm = best_permutation(cost, self.exhaustive_max)
-        cols = torch.arange(cost.shape[-1], device=cost.device).expand_as(perm)
-        per_item = cost[torch.arange(cost.shape[0], device=cost.device)[:, None], perm, cols]  # [B, S]
-        loss = per_item.mean()
-        return (loss, perm) if return_perm else loss
 
 
 @torch.no_grad()
@@ -178,6 +92,6 @@ def perceptual_metrics(est, ref, sample_rate: int) -> dict[str, float]:
     return out
 
 
-__all__ = ["PITLossWrapper", "best_perm_exhaustive", "bss_sdr", "best_perm_hungarian", "best_permutation",
+__all__ = ["EPS", "PITLossWrapper", "best_perm_exhaustive", "bss_sdr", "best_perm_hungarian", "best_permutation",
            "pairwise_neg_sdr", "pairwise_neg_sisdr", "perceptual_metrics", "reorder", "sdr", "si_sdr",
            "separation_metrics"]

@@ -8,7 +8,7 @@ gated dilated-FSMN recurrent module after each block):
 - :class:`ScaledSinusoidalEmbedding` -- sinusoidal positions times one learnable scale;
 - :class:`MaskNet` -- GroupNorm -> 1x1 -> positions -> blocks -> LayerNorm -> PReLU ->
   1x1 to ``N * spks`` -> gated output ``tanh(.) * sigmoid(.)`` -> 1x1 -> ReLU mask.
-  Each block is the core :class:`~sigplex.core.ops.gated_attention.GatedAttentionUnit`
+  Each block is the core :class:`~sigplex.core.blocks.GatedAttentionUnit`
   (token shift, rotary embedding, joint local quadratic + global linear attention,
   convolution modules), optionally followed by a recurrent module.
 
@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sigplex.core.blocks import GatedAttentionUnit
 from sigplex.core.models import register_model
-from sigplex.core.ops.gated_attention import GatedAttentionUnit
 
 
 class ConvEncoder(nn.Module):

@@ -1,17 +1,9 @@
-"""sigplex.core.ops.gated_attention (+ rotary): FLASH / MossFormer joint local+global attention."""
-import math
-
+"""sigplex.core.ops.gated_attention (+ rotary): FLASH / MossFormer joint local+global attention kernel."""
 import pytest
 import torch
+from attention_reference import naive_mixed, naive_rotary
 
-from sigplex.core.ops.gated_attention import (
-    ConvModule,
-    FFConvM,
-    GatedAttentionUnit,
-    OffsetScale,
-    ScaleNorm,
-    mixed_chunk_attention,
-)
+from sigplex.core.ops.gated_attention import mixed_chunk_attention
 from sigplex.core.ops.rotary import RotaryEmbedding, apply_rotary, rotary_angles
 
 TOL = dict(atol=1e-5, rtol=1e-5)
@@ -20,25 +12,6 @@ TOL = dict(atol=1e-5, rtol=1e-5)
 def rand(*shape, dtype=torch.float32, seed=0, scale=1.0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(*shape, generator=g, dtype=dtype) * scale
-
-
-def naive_mixed(quad_q, quad_k, lin_q, lin_k, v, group_size, causal=False, mask=None):
-    """The whole T×T matrix in float64: block-diagonal relu² + (causal: earlier-chunk) linear part."""
-    qq, kq, ql, kl, v = (t.double() for t in (quad_q, quad_k, lin_q, lin_k, v))
-    n = qq.shape[-2]
-    chunk = torch.arange(n) // group_size
-    same = chunk[:, None] == chunk[None, :]
-    quad = torch.relu(qq @ kq.transpose(-1, -2) / group_size) ** 2 * same
-    lin = ql @ kl.transpose(-1, -2)
-    if causal:
-        quad = quad * torch.ones(n, n).tril()
-        lin = lin * (chunk[None, :] < chunk[:, None]) / group_size
-    else:
-        lin = lin / n
-    w = quad + lin
-    if mask is not None:
-        w = w * mask[..., None, :].double()
-    return w @ v
 
 
 def inputs(b, n, s, e, dtype=torch.float32, seed=0):
@@ -130,18 +103,6 @@ def test_dropout_on_local_matrix():
 # --------------------------------------------------------------------------- rotary
 
 
-def naive_rotary(x, rotary_dim, base=10000.0, offset=0):
-    """Complex-number rotation of adjacent channel pairs (RoFormer), float64."""
-    x = x.double()
-    n = x.shape[-2]
-    theta = base ** (-torch.arange(0, rotary_dim, 2, dtype=torch.float64) / rotary_dim)
-    pos = torch.arange(offset, offset + n, dtype=torch.float64)
-    rot = torch.polar(torch.ones(n, rotary_dim // 2, dtype=torch.float64), pos[:, None] * theta)
-    z = torch.view_as_complex(x[..., :rotary_dim].reshape(*x.shape[:-1], rotary_dim // 2, 2).contiguous())
-    y = torch.view_as_real(z * rot).flatten(-2)
-    return torch.cat((y, x[..., rotary_dim:]), -1)
-
-
 def test_rotary_matches_complex_rotation():
     x = rand(2, 3, 17, 12, seed=1)
     rope = RotaryEmbedding(8)
@@ -181,103 +142,3 @@ def test_rotary_rejects_bad_dims():
         RotaryEmbedding(7)
     with pytest.raises(ValueError, match="fewer"):
         RotaryEmbedding(8)(torch.randn(2, 3, 4))
-
-
-# --------------------------------------------------------------------------- building blocks
-
-
-def test_scalenorm_and_offsetscale():
-    x = rand(2, 5, 8, seed=1)
-    norm = ScaleNorm(8)
-    with torch.no_grad():
-        norm.g.fill_(2.0)
-    expected = 2.0 * x / (x.norm(dim=-1, keepdim=True) / math.sqrt(8))
-    torch.testing.assert_close(norm(x), expected, **TOL)
-    os_ = OffsetScale(8, heads=4)
-    with torch.no_grad():
-        os_.beta.normal_()
-    out = os_(x)
-    assert out.shape == (4, 2, 5, 8)
-    for h in range(4):
-        torch.testing.assert_close(out[h], x * os_.gamma[h] + os_.beta[h], **TOL)
-
-
-@pytest.mark.parametrize("causal", [False, True])
-def test_conv_module_is_residual_depthwise_conv(causal):
-    m = ConvModule(4, kernel_size=5, causal=causal)
-    x = rand(2, 11, 4, seed=1)
-    pad = (4, 0) if causal else (2, 2)
-    ref = torch.nn.functional.conv1d(torch.nn.functional.pad(x.transpose(1, 2), pad), m.conv.weight, groups=4)
-    torch.testing.assert_close(m(x), x + ref.transpose(1, 2), **TOL)
-    x2 = x.clone()
-    x2[:, 6:] += 1.0
-    assert torch.equal(m(x2)[:, :6], m(x)[:, :6]) is causal
-
-
-def test_ffconvm_order():
-    torch.manual_seed(0)
-    m = FFConvM(6, 10, norm="layernorm", kernel_size=3, dropout=0.0).eval()
-    x = rand(2, 7, 6, seed=1)
-    h = torch.nn.functional.silu(m.linear(torch.nn.functional.layer_norm(x, (6,), m.norm.weight, m.norm.bias)))
-    torch.testing.assert_close(m(x), m.conv(h), **TOL)
-    with pytest.raises(ValueError):
-        FFConvM(6, 10, norm="batch")
-
-
-# --------------------------------------------------------------------------- the unit
-
-
-def small_gau(**kw):
-    torch.manual_seed(0)
-    cfg = dict(dim=16, group_size=8, query_key_dim=12, expansion_factor=2.0, rotary_dim=8, dropout=0.0)
-    cfg.update(kw)
-    gau = GatedAttentionUnit(**cfg).eval()
-    with torch.no_grad():  # larger offset/scale than the init so attention matters numerically
-        gau.qk_offset_scale.gamma.normal_(std=0.5)
-        gau.qk_offset_scale.beta.normal_(std=0.1)
-    return gau
-
-
-def test_gau_matches_manual_composition():
-    gau = small_gau()
-    x = rand(2, 21, 16, seed=1)
-    # token shift of the first half of the channels by one step
-    h = torch.cat((torch.nn.functional.pad(x[..., :8], (0, 0, 1, -1)), x[..., 8:]), -1)
-    vu = gau.to_hidden(h)
-    qk = gau.to_qk(h)
-    g, b = gau.qk_offset_scale.gamma, gau.qk_offset_scale.beta
-    qq, ql, kq, kl = (naive_rotary(qk * g[i] + b[i], 8).float() for i in range(4))
-    att = naive_mixed(qq, kq, ql, kl, vu, 8).float()
-    v, u = vu[..., :32], vu[..., 32:]
-    att_v, att_u = att[..., :32], att[..., 32:]
-    expected = x + gau.to_out((att_u * v) * torch.sigmoid(att_v * u))
-    torch.testing.assert_close(gau(x), expected, **TOL)
-
-
-def test_gau_backward_reaches_every_parameter():
-    gau = small_gau().train()
-    x = rand(2, 19, 16, seed=2).requires_grad_()
-    gau(x).square().mean().backward()
-    assert x.grad is not None and torch.isfinite(x.grad).all()
-    for name, p in gau.named_parameters():
-        assert p.grad is not None and torch.isfinite(p.grad).all(), name
-        assert p.grad.abs().sum() > 0, name
-
-
-def test_gau_causal_module_ignores_the_future():
-    x = rand(2, 30, 16, seed=3)
-    t0 = 11
-    x2 = x.clone()
-    x2[:, t0:] += 1.0
-    causal = small_gau(causal=True)
-    torch.testing.assert_close(causal(x2)[:, :t0], causal(x)[:, :t0], atol=0, rtol=0)
-    bidir = small_gau(causal=False)
-    assert not torch.allclose(bidir(x2)[:, :t0], bidir(x)[:, :t0])
-
-
-def test_gau_options():
-    x = rand(1, 9, 16, seed=4)
-    for kw in (dict(shift_tokens=False), dict(rotary_dim=0), dict(norm="layernorm"), dict(rotary_dim=64)):
-        assert small_gau(**kw)(x).shape == x.shape
-    mask = torch.tensor([[True] * 6 + [False] * 3])
-    assert small_gau()(x, mask=mask).shape == x.shape

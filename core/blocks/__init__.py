@@ -1,0 +1,11 @@
+"""Reusable modules built on the core's ops: conv modules, feed-forward projections, norms, gated attention.
+
+One concept per file; backbones and plugins compose them. Nothing here knows a domain.
+"""
+from .conv_module import ConvModule
+from .ffconv import FFConvM
+from .gated_attention_unit import GatedAttentionUnit
+from .offset_scale import OffsetScale
+from .scale_norm import ScaleNorm
+
+__all__ = ["ConvModule", "FFConvM", "GatedAttentionUnit", "OffsetScale", "ScaleNorm"]
