@@ -188,7 +188,7 @@ class PatchMergingV2(nn.Module):
         if self._identity:
             return self.reduction(self.norm(x))
         p = self._weight_perm
-        x = F.layer_norm(x, (x.shape[-1],), self.norm.weight[p], self.norm.bias[p], self.norm.eps)
+        x = F.layer_norm(x, self.norm.normalized_shape, self.norm.weight[p], self.norm.bias[p], self.norm.eps)
         return F.linear(x, self.reduction.weight[:, p])
 
 
@@ -438,21 +438,21 @@ class SwinTransformer(nn.Module):
         return shapes
 
     @staticmethod
-    def _proj_out(x_last: torch.Tensor, normalize: bool) -> torch.Tensor:
-        if normalize:
-            x_last = F.layer_norm(x_last, (x_last.shape[-1],))
+    def _proj_out(x_last: torch.Tensor, normalize: bool, channels: int) -> torch.Tensor:
+        if normalize:  # ``channels`` as a Python int: ONNX needs a constant normalized shape
+            x_last = F.layer_norm(x_last, (channels,))
         return _to_first(x_last)
 
     def forward(self, x: torch.Tensor, normalize: bool = True) -> list[torch.Tensor]:
         x = self.pos_drop(self.patch_embed(x))  # channels-first
         x = _to_last(x).contiguous()
-        hidden = [self._proj_out(x, normalize)]
+        hidden = [self._proj_out(x, normalize, self.embed_dim)]
         for i in range(4):
             if self.use_v2:
                 conv = getattr(self, f"layers{i + 1}c")[0]
                 x = _to_last(conv(_to_first(x))).contiguous()  # channels-last convs, no copy
             x = getattr(self, f"layers{i + 1}")[0](x)
-            hidden.append(self._proj_out(x, normalize))
+            hidden.append(self._proj_out(x, normalize, self.embed_dim * 2 ** (i + 1)))
         return hidden
 
 

@@ -29,7 +29,7 @@ from sigplex.datasets.nifti import (
 
 from .transforms import eval_transforms, train_transforms
 
-SPLITS = ("train", "val", "test", "predict")
+SPLITS = ("train", "val", "test", "predict", "all")
 CACHES = ("memory", "disk", None)
 #: Phantom default: shape and case count, split by index into train/val/test (12/4/4).
 PHANTOM_SHAPE = (96, 96, 96)
@@ -94,7 +94,7 @@ def phantom_records(split: str, n_cases: int = PHANTOM_CASES,
         raise UserError(f"data.phantom_cases: expected at least 3 cases, got {n_cases}")
     parts = {"train": records[: n_cases - n_val - n_test],
              "val": records[n_cases - n_val - n_test: n_cases - n_test],
-             "test": records[n_cases - n_test:], "predict": records[n_cases - n_test:]}
+             "test": records[n_cases - n_test:], "predict": records[n_cases - n_test:], "all": records}
     return parts[split]
 
 
@@ -120,6 +120,8 @@ def _records_for(data, split, fold, val_fraction, test_fraction, seed, source, b
         raise UserError(f"{path}: data: a single 4D NIfTI has no label; expected labelled cases "
                         f"for split {split!r} (use it with predict)")
     records = read_cases(path, source=source, require_labels=True, base_dir=base_dir)
+    if split == "all":  # every labelled case, unsplit (evaluation on given data)
+        return records
     return split_records(records, split, fold, val_fraction, test_fraction, seed)
 
 
@@ -149,11 +151,12 @@ def build_datasets(
     phantom_shape: Sequence[int] = PHANTOM_SHAPE,
     base_dir: str | Path | None = None,
 ):
-    """A map-style dataset of ``split`` (train/val/test/predict) from ``data`` (None = phantom).
+    """A map-style dataset of ``split`` (train/val/test/predict/all) from ``data`` (None = phantom).
 
     ``cache``: ``"memory"`` (``CacheDataset``), ``"disk"`` (``PersistentDataset`` under
     ``$SIGPLEX_CACHE/brain_seg/persistent``) or None (plain ``Dataset``). Train items are
-    random ROI crops; val/test/predict items are whole normalised volumes. ``validate``
+    random ROI crops; val/test/predict/all items are whole normalised volumes (``all``: every
+    labelled case, unsplit). ``validate``
     (``"header"``, ``"full"`` or ``"none"``) checks files before anything is loaded;
     ``base_dir`` is where a datalist's relative paths start (default: its folder). The
     dataset gets attributes ``records``, ``source`` and ``split``.

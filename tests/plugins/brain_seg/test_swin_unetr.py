@@ -58,19 +58,42 @@ def test_swinvit_state_dict_loads_strict_into_encoder():
     assert shapes == [tuple(h.shape) for h in ours.swinViT(x)]
 
 
+def _grads(model, x, target) -> dict:
+    model.train()
+    torch.nn.functional.mse_loss(model(x), target).backward()
+    return {n: p.grad.double() for n, p in model.named_parameters()}
+
+
 def test_training_step_gradients_match_monai():
-    ours, theirs = _pair(feature_size=12, depths=(1, 1, 1, 1))
-    x = torch.randn(1, 4, 64, 64, 32)  # stage 4 needs no padding, the others do
-    target = torch.rand(1, 3, 64, 64, 32)
-    for m in (ours, theirs):
-        m.train()
-        torch.nn.functional.mse_loss(m(x), target).backward()
-    theirs_params = dict(theirs.named_parameters())
-    worst = 0.0
-    for name, p in ours.named_parameters():
-        ref = theirs_params[name].grad
-        worst = max(worst, ((p.grad - ref).abs().max() / (ref.abs().max() + 1e-12)).item())
-    assert worst < 1e-3, worst
+    """Every parameter's gradient against MONAI's computed in float64 (the ground truth).
+
+    float64: the same math, so each gradient tensor matches to ~1e-14 of its own norm, the tiny
+    ones of the 2x2x1 bottleneck (~1e-6) included. float32 (the oneDNN conv paths and the custom
+    conv backward run only there): each tensor's error is measured against its own norm, or
+    1e-3 of the largest gradient norm if smaller, since float32 sums over 10^5 voxels round at
+    ~1e-3 of a tensor and tiny gradients only carry that noise. A sign error or a dropped
+    gradient gives an error of 2 or 1: the test asserts it would fail for the tensors it covers.
+    """
+    torch.manual_seed(0)
+    theirs = monai_nets.SwinUNETR(in_channels=4, out_channels=3, feature_size=12, depths=(1, 1, 1, 1)).double()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 4, 64, 64, 32, generator=gen, dtype=torch.float64)  # stage 4 needs no padding, the others do
+    target = torch.rand(1, 3, 64, 64, 32, generator=gen, dtype=torch.float64)
+    truth = _grads(theirs, x, target)
+    biggest = max(float(g.norm()) for g in truth.values())
+    for dtype, tol, floor in ((torch.float64, 1e-9, 1e-12 * biggest), (torch.float32, 2e-2, 1e-3 * biggest)):
+        ours = SwinUNETR(in_channels=4, out_channels=3, feature_size=12, depths=(1, 1, 1, 1)).to(dtype)
+        ours.load_state_dict(theirs.state_dict(), strict=True)
+        got = _grads(ours, x.to(dtype), target.to(dtype))
+        scale = {n: max(float(t.norm()), floor) for n, t in truth.items()}
+        errors = {n: float((got[n] - t).norm()) / scale[n] for n, t in truth.items()}
+        worst = max(errors, key=errors.get)
+        assert errors[worst] < tol, (dtype, worst, errors[worst])
+        sharp = {n for n, t in truth.items() if 2 * float(t.norm()) / scale[n] > tol}  # a sign flip would fail
+        if dtype == torch.float64:
+            assert sharp == set(truth)
+        else:  # every conv outside the encoder, where the float32-only kernels run
+            assert {n for n in truth if not n.startswith("swinViT.") and n.endswith("conv.weight")} <= sharp
 
 
 def test_gradient_checkpointing_same_gradients():
@@ -187,10 +210,13 @@ def test_onnx_export_matches_pytorch(tmp_path):
     x = torch.randn(1, 4, 64, 64, 64)
     path = tmp_path / "swin_unetr.onnx"
     with torch.no_grad():
-        ref = net(x).numpy()
         torch.onnx.export(net, (x,), str(path), input_names=["image"], output_names=["logits"],
-                          opset_version=17, dynamo=False)
+                          opset_version=17, dynamo=False,
+                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    out = sess.run(None, {"image": x.numpy()})[0]
-    assert out.shape == ref.shape
-    assert abs(out - ref).max() <= 1e-4
+    for batch in (x, torch.randn(2, 4, 64, 64, 64)):  # the batch axis is dynamic
+        with torch.no_grad():
+            ref = net(batch).numpy()
+        out = sess.run(None, {"image": batch.numpy()})[0]
+        assert out.shape == ref.shape
+        assert abs(out - ref).max() <= 1e-4

@@ -1,5 +1,6 @@
 """brain_seg end to end on small phantom data: train → evaluate → predict (NIfTI + PNG) → export, adapters, MONAI weights."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,14 +16,28 @@ SMALL = ["--set", "data.phantom_cases=5", "--set", "data.phantom_shape=[64,64,64
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("bs") / "run"
     res = run_cli("train", "--plugin", "brain_seg", "--max-steps", 2, "--out", out, *SMALL)
     assert res.returncode == 0, res.stderr
-    return out
+    return out, res
 
 
-def test_train_writes_a_complete_run(run_dir):
+@pytest.fixture(scope="module")
+def run_dir(trained):
+    return trained[0]
+
+
+def phantom_cases():
+    from sigplex.datasets.nifti import ensure_phantom_dataset
+
+    root = ensure_phantom_dataset(n_cases=5, shape=(64, 64, 64), seed=0)
+    return sorted(p for p in root.iterdir() if p.is_dir())
+
+
+def test_train_writes_a_complete_run(trained):
+    run_dir, res = trained
+    assert "v1 task contract" not in res.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 2
     for region in ("tc", "wt", "et"):
@@ -30,13 +45,29 @@ def test_train_writes_a_complete_run(run_dir):
         assert f"hd95_{region}" in summary["test"]
     assert (run_dir / "plots" / "curves.png").is_file()
     assert list((run_dir / "plots").glob("*_prediction.png"))
+    card = (run_dir / "MODEL_CARD.md").read_text()
+    assert "phantom" in card and "Not a medical device" in card
+
+
+def test_prepared_state_round_trips_and_predict_uses_it(run_dir):
+    import sigplex.core as sp
+
+    predictor = sp.load_run(run_dir)
+    assert predictor.prepared.train is None and predictor.prepared.state == {"source": "brats2021"}
+    result = predictor.predict(phantom_cases()[-1])
+    assert result["labels"].shape == (64, 64, 64) and result["labels"].dtype == np.uint8
+    assert set(np.unique(result["labels"]).tolist()) <= {0, 1, 2, 4}
+
+
+def test_evaluate_on_a_single_labelled_case_folder(run_dir):
+    res = run_cli("evaluate", "--checkpoint", run_dir, "--data", phantom_cases()[0], "--json")
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads(res.stdout)
+    assert 0.0 <= metrics["dice_mean"] <= 1.0 and "hd95_wt" in metrics
 
 
 def test_predict_writes_labels_on_the_input_grid(run_dir, tmp_path):
-    from sigplex.datasets.nifti import ensure_phantom_dataset
-
-    root = ensure_phantom_dataset(n_cases=5, shape=(64, 64, 64), seed=0)
-    case = sorted(p for p in root.iterdir() if p.is_dir())[-1]
+    case = phantom_cases()[-1]
     out = tmp_path / "pred.nii.gz"
     res = run_cli("predict", "--plugin", "brain_seg", "--checkpoint", run_dir, "--input", case, "--output", out)
     assert res.returncode == 0, res.stderr
@@ -46,8 +77,52 @@ def test_predict_writes_labels_on_the_input_grid(run_dir, tmp_path):
     np.testing.assert_allclose(got.affine, ref.affine)
     assert set(np.unique(np.asarray(got.dataobj)).tolist()) <= {0, 1, 2, 4}
     assert (tmp_path / "pred_overlay.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    stamp = out.stat().st_mtime_ns
     again = run_cli("predict", "--plugin", "brain_seg", "--checkpoint", run_dir, "--input", case, "--output", out)
-    assert again.returncode == 2 and "already exists" in again.stderr
+    assert again.returncode == 0 and out.stat().st_mtime_ns == stamp  # same model, same input: left as it is
+    other = run_cli("predict", "--plugin", "brain_seg", "--checkpoint", run_dir, "--input", phantom_cases()[0],
+                    "--output", out)
+    assert other.returncode == 2 and "already exists" in other.stderr
+
+
+def test_batch_predict_expands_a_folder_of_case_folders(run_dir, tmp_path):
+    cases = phantom_cases()
+    out = tmp_path / "preds"
+    res = run_cli("predict", "--checkpoint", run_dir, "--input", cases[0].parent, "--output", out)
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == sorted(f"{c.name}.nii.gz" for c in cases)
+    assert len(list(out.glob("*_overlay.png"))) == len(cases)
+
+
+def test_inputs_are_one_case_folder_or_one_4d_file(run_dir, tmp_path):
+    import sigplex.core as sp
+
+    predictor = sp.load_run(run_dir)
+    task, cases = predictor.task, phantom_cases()
+    assert task.input_kind == "folder" and task.is_input(cases[0]) and not task.is_input(cases[0].parent)
+    assert task.output_files(tmp_path / "a.nii.gz", predictor.prepared) == [tmp_path / "a.nii.gz",
+                                                                          tmp_path / "a_overlay.png"]
+    assert task.export_axes(predictor.prepared) == {0: {0: "batch"}}
+    with pytest.raises(sp.UserError, match="holds 5 cases"):
+        predictor.predict(cases[0].parent)
+
+
+def test_a_4d_nifti_is_read_in_the_training_sources_channel_order(tmp_path):
+    """A model trained on MSD reads a 4D input as FLAIR, T1w, T1gd, T2w; a BraTS-trained one canonically."""
+    from sigplex.plugins.brain_seg.config import DataSection
+    from sigplex.plugins.brain_seg.inference import read_case
+
+    case = phantom_cases()[0]
+    vols = {m: nib.load(str(next(case.glob(f"*_{m}.nii.gz")))) for m in ("t1", "t1ce", "t2", "flair")}
+    msd = np.stack([np.asarray(vols[m].dataobj) for m in ("flair", "t1", "t1ce", "t2")], -1).astype(np.float32)
+    path = tmp_path / "msd_case.nii.gz"
+    nib.save(nib.Nifti1Image(msd, vols["t1"].affine), str(path))
+    data = DataSection(roi=(64, 64, 64))
+    folder = read_case(case, data, None)["image"]
+    torch.testing.assert_close(read_case(path, data, "msd")["image"], folder)
+    assert not torch.allclose(read_case(path, data, "brats2021")["image"], folder)
+    data_says = DataSection(roi=(64, 64, 64), source="brats2021")  # the config wins over the fitted state
+    assert not torch.allclose(read_case(path, data_says, "msd")["image"], folder)
 
 
 def test_predict_python_api_in_memory(run_dir):
@@ -59,6 +134,8 @@ def test_predict_python_api_in_memory(run_dir):
     assert result["labels"].shape == (64, 64, 64) and result["labels"].dtype == np.uint8
     with pytest.raises(sp.UserError, match="expected \\[4, H, W, D\\]"):
         predictor.predict(volume[:3])
+    with pytest.raises(sp.UserError, match="no reference image"):
+        predictor.task.write_prediction(result, Path("unused.nii.gz"), predictor.prepared)
 
 
 def test_bad_data_is_one_line(tmp_path):
@@ -68,6 +145,23 @@ def test_bad_data_is_one_line(tmp_path):
     assert "empty" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     res = run_cli("train", "--plugin", "brain_seg", "--set", "data.roi=[60,64,64]", "--out", tmp_path / "r2")
     assert res.returncode == 2 and "divisible by 32" in res.stderr
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (["model.num_heads=[3,6,12,7]"], "num_heads\\[3\\]=7 does not divide"),
+    (["data.roi=[32,32,32]"], "single voxel at the bottleneck"),
+    (["data.val_fraction=0.5", "data.test_fraction=0.5"], "must stay below 1"),
+    (["model.out_channels=2"], "model.out_channels"),
+    (["model.norm_name=group"], "model.norm_name"),
+])
+def test_config_refuses_what_the_model_or_data_cannot_use(overrides, match):
+    from sigplex.core.config import resolve_config
+    from sigplex.core.errors import UserError
+    from sigplex.plugins.brain_seg.config import BrainSegConfig
+
+    with pytest.raises(UserError, match=match):
+        resolve_config(BrainSegConfig, overrides=overrides)
+    resolve_config(BrainSegConfig, overrides=["data.roi=[32,32,64]", "model.norm_name=batch"])  # these are fine
 
 
 @pytest.mark.slow
