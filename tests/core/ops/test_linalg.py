@@ -26,9 +26,11 @@ def test_matches_numpy_solve_after_set_num_threads(dtype):
 
 def test_singular_items_fall_back_to_minimum_norm_least_squares():
     a = _pd(2, 6, torch.float64)
-    v = torch.randn(6, 1, dtype=torch.float64)
-    a[1] = v @ v.T  # rank 1
-    b = torch.randn(2, 6, 1, dtype=torch.float64)
+    # rank 1 with small integers: Cholesky's second pivot is exactly 0 on any CPU (with random
+    # entries it is rounding noise of either sign, and whether Cholesky fails depends on the CPU)
+    v = torch.tensor([[1.0], [-2.0], [3.0], [1.0], [2.0], [-1.0]], dtype=torch.float64)
+    a[1] = v @ v.T
+    b = torch.randn(2, 6, 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     x = solve_psd(a, b)
     np.testing.assert_allclose(x[0].numpy(), np.linalg.solve(a[0].numpy(), b[0].numpy()), rtol=1e-9)
     np.testing.assert_allclose(x[1].numpy(), np.linalg.lstsq(a[1].numpy(), b[1].numpy(), rcond=None)[0], rtol=1e-6)
