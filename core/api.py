@@ -399,7 +399,7 @@ def export_predictor(predictor: Predictor, format: str, output: Path, *, overwri
                      check: bool = True) -> dict:
     """Export a loaded predictor's model with the task's example input, dynamic axes and provenance metadata."""
     from .batch import model_provenance
-    from .export import export_model
+    from .exporter import export_model
 
     example = predictor.task.example_input(predictor.prepared)
     axes = predictor.task.export_axes(predictor.prepared) if hasattr(predictor.task, "export_axes") else None

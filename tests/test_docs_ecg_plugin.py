@@ -137,7 +137,7 @@ def test_lora_adapter_fine_tunes_only_the_adapter(plugin, base_run, tmp_path):
 def test_onnx_export_matches_pytorch(plugin, base_run, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    from sigplex.core.export import export_model
+    from sigplex.core.exporter import export_model
 
     _, pm, _ = plugin
     predictor = load_run(base_run, pm=pm, merge=True)
@@ -153,7 +153,7 @@ def test_onnx_export_matches_pytorch(plugin, base_run, tmp_path):
 def test_onnx_batch_axis_is_dynamic(plugin, base_run, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    from sigplex.core.export import export_model
+    from sigplex.core.exporter import export_model
 
     _, pm, task_module = plugin
     predictor = load_run(base_run, pm=pm, merge=True)

@@ -60,7 +60,7 @@ def test_declares_adapter_points_and_lora_leaves_output_unchanged(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_tiny_export_matches_pytorch(name, tmp_path):
     pytest.importorskip("onnxruntime")
-    from sigplex.core.export import export_model
+    from sigplex.core.exporter import export_model
 
     entry = registry.model_entry(name)
     if not entry.exportable:

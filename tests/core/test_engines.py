@@ -10,7 +10,7 @@ pytest.importorskip("onnxruntime")
 
 
 def test_export_checks_a_second_shape_along_dynamic_axes(tmp_path):
-    from sigplex.core.export import export_model
+    from sigplex.core.exporter import export_model
 
     net = torch.nn.Sequential(torch.nn.Conv1d(1, 4, 5, padding=2), torch.nn.ReLU(), torch.nn.Conv1d(4, 1, 1)).eval()
     res = export_model(net, torch.randn(1, 1, 64), format="onnx", output=tmp_path / "m.onnx",
