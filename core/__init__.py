@@ -6,6 +6,8 @@ torch nor any domain library):
 * ``fit(plugin, ...) -> RunDir`` — ``platform train``
 * ``load_run(run_dir) -> Predictor`` — a trained model; ``.predict(x)``, ``.evaluate()``
 * ``evaluate(...)``, ``predict(...)``, ``export(...)`` — the other commands
+* ``load_pretrained(plugin)`` — a task's shipped weights; ``Predictor.predict_many(inputs, out_dir)`` — batches
+* ``cross_validate(plugin, out=...)`` — one run per fold of the task's ``folds``
 * ``get_plugin_manager()`` — what ``platform plugins list`` shows
 """
 from __future__ import annotations
@@ -14,7 +16,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "fit": "api", "load_run": "api", "evaluate": "api", "predict": "api", "export": "api",
-    "Predictor": "api", "RunDir": "api",
+    "Predictor": "api", "RunDir": "api", "load_pretrained": "api", "load_predictor": "api",
+    "cross_validate": "api", "load_task": "api", "Prepared": "task", "Pretrained": "task",
     "get_plugin_manager": "plugins", "PluginManager": "plugins", "hookimpl": "plugins",
     "TaskSpec": "task", "Task": "task", "DataSplits": "task",
     "TaskConfig": "config", "Section": "config", "resolve_config": "config",
