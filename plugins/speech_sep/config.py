@@ -16,6 +16,9 @@ class ModelSection(Section):
     """Which separator and its size; the defaults are a small CPU model (see the ``paper`` preset)."""
 
     name: Literal["mossformer2", "mossformer"] = "mossformer2"
+    variant: Literal["sigplex", "clearvoice"] = Field(
+        "sigplex", description="mossformer2: 'clearvoice' is ClearerVoice-Studio's form of the network, the one "
+                               "their MossFormer2_SS checkpoints need (presets clearvoice-16k, clearvoice-8k)")
     num_spks: int = Field(2, ge=1, le=8)
     dim: int = Field(64, ge=4, description="encoder channels N (512 in the paper); even (sinusoidal positions)")
     num_layers: int = Field(4, ge=1, description="MossFormer(2) blocks (24 in the paper)")
@@ -37,15 +40,17 @@ class ModelSection(Section):
         if self.rotary_dim and (self.rotary_dim % 2 or self.rotary_dim > self.query_key_dim):
             raise ValueError(f"model.rotary_dim={self.rotary_dim}: expected an even number <= model.query_key_dim="
                              f"{self.query_key_dim}")
+        if self.variant == "clearvoice" and self.name != "mossformer2":
+            raise ValueError(f"model.variant=clearvoice: only model.name=mossformer2 has it, not {self.name}")
         if self.kernel_size < self.stride:
             raise ValueError(f"model.kernel_size={self.kernel_size}: expected >= model.stride={self.stride}")
         return self
 
     def arguments(self) -> dict:
         """Keyword arguments of the registered model ``name``."""
-        kw = self.model_dump(exclude={"name", "fsmn_inner", "fsmn_kernel"})
+        kw = self.model_dump(exclude={"name", "fsmn_inner", "fsmn_kernel", "variant"})
         if self.name == "mossformer2":
-            kw.update(fsmn_inner=self.fsmn_inner, fsmn_kernel=self.fsmn_kernel)
+            kw.update(fsmn_inner=self.fsmn_inner, fsmn_kernel=self.fsmn_kernel, variant=self.variant)
         return kw
 
 
@@ -95,11 +100,16 @@ PAPER = {"model": {"dim": 512, "num_layers": 24, "group_size": 256, "query_key_d
          "trainer": {"batch_size": 1, "clip_grad_norm": 10.0},
          "optim": {"name": "adam", "lr": 1.5e-4, "schedule": "plateau", "warmup_steps": 0}}
 
+# ClearerVoice-Studio's MossFormer2_SS_16K and its 8 kHz sibling: the paper model in their form (see clearvoice.py)
+CLEARVOICE = {**PAPER, "model": {**PAPER["model"], "name": "mossformer2", "variant": "clearvoice"}}
+
 PRESETS = {
     "paper": PAPER,
     "wsj0-2mix": {**PAPER, "data": {"sample_rate": 8000, "segment_seconds": 4.0, "eval_seconds": None}},
     "libri2mix-16k": {**PAPER, "data": {"sample_rate": 16000, "segment_seconds": 3.0, "eval_seconds": None}},
     "16k": {"data": {"sample_rate": 16000}},
+    "clearvoice-16k": {**CLEARVOICE, "data": {**PAPER["data"], "sample_rate": 16000}},
+    "clearvoice-8k": {**CLEARVOICE, "data": {**PAPER["data"], "sample_rate": 8000}},
 }
 
-__all__ = ["DataSection", "ModelSection", "PAPER", "PRESETS", "SeparationConfig"]
+__all__ = ["CLEARVOICE", "DataSection", "ModelSection", "PAPER", "PRESETS", "SeparationConfig"]

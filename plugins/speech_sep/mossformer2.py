@@ -2,6 +2,8 @@
 
 ``MossFormer2(num_spks=2)`` is the paper-size model (N=512, 24 layers, ~55.8M parameters);
 pass smaller ``dim`` / ``num_layers`` / ``group_size`` for CPU. ``[B, T] -> [B, spks, T]``.
+``variant="clearvoice"`` is ClearerVoice-Studio's form of the same network (see :mod:`.clearvoice`),
+the one their published MossFormer2_SS checkpoints need.
 """
 from __future__ import annotations
 
@@ -9,8 +11,11 @@ import torch
 
 from sigplex.core.models import register_model
 
+from .clearvoice import ClearVoiceFSMNBlock, SkipNormMaskNet, unpadded_forward
 from .fsmn import GatedFSMNBlock
 from .mossformer import TINY, MaskingSeparator, MaskNet, MossFormerLayer, _attn
+
+VARIANTS = ("sigplex", "clearvoice")
 
 
 @register_model("mossformer2", domain="audio", tiny={**TINY, "fsmn_inner": 8, "fsmn_kernel": 5},
@@ -28,16 +33,24 @@ class MossFormer2(MaskingSeparator):
     def __init__(self, num_spks: int = 2, dim: int = 512, num_layers: int = 24, kernel_size: int = 16,
                  stride: int = 8, group_size: int = 256, query_key_dim: int = 128, expansion_factor: float = 2.0,
                  rotary_dim: int = 32, fsmn_inner: int = 256, fsmn_kernel: int = 39,
-                 fsmn_dilations: tuple[int, ...] = (1, 2), dropout: float = 0.1, attn_dropout: float = 0.1):
+                 fsmn_dilations: tuple[int, ...] = (1, 2), dropout: float = 0.1, attn_dropout: float = 0.1,
+                 variant: str = "sigplex"):
         super().__init__(num_spks, dim, kernel_size, stride)
+        if variant not in VARIANTS:
+            raise ValueError(f"variant={variant!r}: expected one of {', '.join(VARIANTS)}")
+        self.variant = variant
+        block = ClearVoiceFSMNBlock if variant == "clearvoice" else GatedFSMNBlock
         layers = [
             MossFormerLayer(
                 _attn(dim, group_size, query_key_dim, expansion_factor, rotary_dim, dropout, attn_dropout),
-                GatedFSMNBlock(dim, fsmn_inner, fsmn_kernel, tuple(fsmn_dilations), dropout=dropout),
+                block(dim, fsmn_inner, fsmn_kernel, tuple(fsmn_dilations), dropout=dropout),
             )
             for _ in range(num_layers)
         ]
-        self.masknet = MaskNet(dim, num_spks, layers)
+        self.masknet = (SkipNormMaskNet if variant == "clearvoice" else MaskNet)(dim, num_spks, layers)
+
+    def forward(self, x):
+        return unpadded_forward(self, x) if self.variant == "clearvoice" else super().forward(x)
 
 
-__all__ = ["MossFormer2"]
+__all__ = ["MossFormer2", "VARIANTS"]

@@ -4,9 +4,11 @@ Data (:mod:`.mixtures`): with no ``--data``, the embedded corpus (synthesised vo
 data) mixed on the fly, with held-out voices for validation and test; otherwise a folder /
 LibriMix CSV / WSJ0-2mix scp layout read by :mod:`sigplex.datasets.audio`. Metrics: SI-SDRi,
 SDRi, SI-SDR, SDR (+ PESQ / STOI when installed). Prediction separates a recording of any length
-chunk by chunk (:mod:`.long_audio`) into one waveform per speaker; ``--output mix.wav`` writes
-``mix_spk1.wav``, ``mix_spk2.wav``, ... The prepared state holds the sample rate the model was
-trained at.
+(chunk by chunk, :mod:`.long_audio`), any sample rate and any channel count (resampled to the
+model's rate and back, downmixed to mono: :mod:`.recording`) into one waveform per speaker;
+``--output mix.wav`` writes ``mix_spk1.wav``, ``mix_spk2.wav``, ... and each sidecar records every
+output's level. The prepared state holds the sample rate the model was trained at. Weights files
+may be ClearerVoice-Studio MossFormer2_SS checkpoints (:mod:`.clearvoice_weights`).
 """
 from __future__ import annotations
 
@@ -18,12 +20,14 @@ import torch
 from sigplex.core.errors import UserError
 from sigplex.core.models import create_model
 from sigplex.core.task import Prepared, Task
-from sigplex.datasets.audio import SeparationDataset, read_audio, write_audio
+from sigplex.datasets.audio import SeparationDataset, write_audio
 
+from .clearvoice_weights import load_weights
 from .config import PRESETS, SeparationConfig
 from .long_audio import separate as separate_chunked
 from .losses import PITLossWrapper, pairwise_neg_sisdr, perceptual_metrics, reorder, separation_metrics
 from .mixtures import embedded_splits, evaluation_examples, folder_splits
+from .recording import separate_recording
 
 
 class SeparationTask(Task):
@@ -35,8 +39,9 @@ class SeparationTask(Task):
     input_suffixes = (".wav", ".flac")
     output_suffixes = (".wav",)
     distill_loss = "mse"
-    intended_use = ("Separating a single-channel recording of overlapping talkers into one waveform per talker "
-                    "(research, pre-processing for transcription); recordings of any length, chunk by chunk.")
+    intended_use = ("Separating a recording of overlapping talkers into one waveform per talker (research, "
+                    "pre-processing for transcription); any length (chunk by chunk), any sample rate (resampled to "
+                    "the model's and back), several channels downmixed to mono.")
     limitations = ("The default model is small and trained only on the embedded corpus of synthetic voices "
                    "(espeak-ng and flite text-to-speech, 8 kHz, clean, 2 talkers): expect much worse results on "
                    "real, noisy or reverberant speech until it is trained on real mixtures (e.g. Libri2Mix, "
@@ -102,19 +107,10 @@ class SeparationTask(Task):
 
     # --- using ----------------------------------------------------------------------
     def predict(self, model, inputs, prepared):
-        """One waveform per speaker: ``[num_spks, T]`` float32 at the model's sample rate."""
-        d = prepared.config.data
-        if isinstance(inputs, (str, Path)):
-            wav = read_audio(Path(inputs), self.sample_rate(prepared), resample_to_rate=d.resample, field="input",
-                             max_clipped=None)
-        else:
-            wav = np.asarray(inputs.detach().cpu() if isinstance(inputs, torch.Tensor) else inputs, dtype=np.float32)
-            wav = wav[0] if wav.ndim == 2 and wav.shape[0] == 1 else wav
-            if wav.ndim != 1:
-                raise UserError(f"input: shape {wav.shape}; expected a mono waveform [T]")
-            if wav.size == 0:
-                raise UserError("input: holds no samples; expected a non-empty waveform")
-        return self.separate(model, wav, prepared)
+        """A :class:`~.recording.Separation`: one waveform per speaker at the input's rate and length
+        (files of any rate are resampled to the model's and back; several channels are downmixed first), with
+        each output's level in ``provenance``."""
+        return separate_recording(lambda wav: self.separate(model, wav, prepared), inputs, self.sample_rate(prepared))
 
     def output_files(self, output, prepared):
         """``mix.wav`` -> ``mix_spk1.wav``, ``mix_spk2.wav``, ... (one file per talker)."""
@@ -123,8 +119,13 @@ class SeparationTask(Task):
 
     def write_prediction(self, prediction, output, prepared):
         files = self.output_files(output, prepared)
-        return [write_audio(path, wav, self.sample_rate(prepared), overwrite=True)
-                for path, wav in zip(files, prediction)]
+        return [write_audio(path, wav, prediction.sample_rate, overwrite=True)
+                for path, wav in zip(files, prediction.sources)]
+
+    def load_weights(self, model, weights, source):
+        """Weights files for ``--init-from`` and shipped weights: ours as they are, ClearerVoice-Studio
+        MossFormer2_SS checkpoints recognised by their names and mapped (:mod:`.clearvoice_weights`)."""
+        load_weights(model, weights, source)
 
     def example_input(self, prepared):
         return torch.randn(1, self.sample_rate(prepared))

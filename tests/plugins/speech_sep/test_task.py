@@ -96,7 +96,7 @@ def test_predict_writes_one_wav_per_speaker_and_never_overwrites(trained_run, tm
         assert sr == 8000 and wav.shape == (len(mix),)
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp files
     separated = sp.load_run(trained_run).predict(tmp_path / "meeting.wav")
-    np.testing.assert_allclose(sf.read(written[1], dtype="float32")[0], separated[1], atol=1e-6)
+    np.testing.assert_allclose(sf.read(written[1], dtype="float32")[0], separated.sources[1], atol=1e-6)
     # any talker's file already there (from elsewhere) stops the prediction before anything is written
     taken = tmp_path / "taken_spk2.wav"
     taken.write_bytes(b"not ours")
@@ -121,16 +121,32 @@ def test_output_files_name_one_file_per_talker():
 
 
 def test_predict_input_errors(trained_run, tmp_path):
-    sf.write(tmp_path / "hi.wav", np.zeros(16000, dtype=np.float32) + 0.01, 16000)
-    with pytest.raises(UserError, match=r"hi\.wav: input: sample rate is 16000 Hz; expected 8000 Hz .*data\.resample=true"):
-        sp.predict(trained_run, tmp_path / "hi.wav")
-    sf.write(tmp_path / "st.wav", np.zeros((800, 2), dtype=np.float32), 8000)
-    with pytest.raises(UserError, match=r"st\.wav: input: has 2 channels; expected mono"):
-        sp.predict(trained_run, tmp_path / "st.wav")
+    (tmp_path / "empty.wav").write_bytes(b"RIFF0000WAVE")
+    with pytest.raises(UserError, match=r"empty\.wav: input: not a readable audio file"):
+        sp.predict(trained_run, tmp_path / "empty.wav")
     pred = sp.load_run(trained_run).predict(np.zeros(500, dtype=np.float32))
-    assert pred.shape == (2, 500) and pred.dtype == np.float32
+    assert pred.sources.shape == (2, 500) and pred.sources.dtype == np.float32 and pred.sample_rate == 8000
     with pytest.raises(UserError, match="expected a mono waveform"):
         sp.load_run(trained_run).predict(np.zeros((2, 500), dtype=np.float32))
+
+
+def test_predict_takes_any_rate_and_stereo_and_records_each_output_level(trained_run, tmp_path):
+    """A 16 kHz stereo file: outputs at 16 kHz and the input's length, its downmix separated, levels in sidecars."""
+    rng = np.random.default_rng(3)
+    left, right = (0.1 * rng.standard_normal((2, 16000 * 2 + 7))).astype(np.float32)
+    sf.write(tmp_path / "st.wav", np.stack([left, right], 1), 16000, subtype="FLOAT")
+    sf.write(tmp_path / "mono.wav", (left + right) / 2, 16000, subtype="FLOAT")
+    written = sp.predict(trained_run, tmp_path / "st.wav", output=tmp_path / "out" / "st.wav")
+    outs = [sf.read(p, dtype="float32") for p in written]
+    assert [(w.shape, sr) for w, sr in outs] == [((len(left),), 16000)] * 2
+    mono = sp.load_run(trained_run).predict(tmp_path / "mono.wav")
+    np.testing.assert_allclose(np.stack([w for w, _ in outs]), mono.sources, atol=1e-5)
+    side = json.loads(written[0].with_name(written[0].name + ".json").read_text())["choices"]
+    assert side["input_sample_rate"] == 16000 and side["model_sample_rate"] == 8000 and side["resampled"]
+    assert side["input_channels"] == 2 and side["channels"] == "downmixed to mono (mean)"
+    levels = [20 * np.log10(np.sqrt(np.mean(np.square(w, dtype=np.float64)))) for w, _ in outs]
+    np.testing.assert_allclose(side["output_rms_dbfs"], levels, atol=0.01)
+    np.testing.assert_allclose(side["output_db_below_loudest"], max(levels) - np.array(levels), atol=0.011)
 
 
 def test_prepared_state_round_trips_and_predict_uses_the_trained_rate(trained_run, tmp_path):
@@ -141,7 +157,7 @@ def test_prepared_state_round_trips_and_predict_uses_the_trained_rate(trained_ru
     sf.write(tmp_path / "m.wav", (0.1 * np.random.default_rng(2).standard_normal(6000)).astype(np.float32), 8000)
     expected = predictor.predict(tmp_path / "m.wav")
     moved = sp.load_run(trained_run, overrides={"data.sample_rate": 16000})
-    np.testing.assert_allclose(moved.predict(tmp_path / "m.wav"), expected, atol=1e-6)
+    np.testing.assert_allclose(moved.predict(tmp_path / "m.wav").sources, expected.sources, atol=1e-6)
 
 
 def _write_mixtures(root, names, length=6000, seed=0):
