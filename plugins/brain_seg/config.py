@@ -79,6 +79,12 @@ class DataSection(Section):
     sw_mode: Literal["gaussian", "constant"] = "gaussian"
     threshold: float = Field(0.5, gt=0, lt=1)
     hd95: bool = Field(True, description="also compute HD95 in evaluation")
+    modality_dropout: float = Field(0.0, ge=0, lt=1, description="training: zero each whole modality with this "
+                                    "probability (never all four); > 0 lets predict zero-fill missing sequences")
+    dicom_rules: Optional[str] = Field(None, description="YAML series-selection rules for DICOM study inputs "
+                                       "(None: the shipped dicom_rules.yaml)")
+    reference_sequence: Literal["t1", "t1ce", "t2", "flair"] = Field(
+        "t1ce", description="DICOM inputs: the sequence whose grid defines the model grid and the outputs' grid")
 
     @field_validator("roi")
     @classmethod

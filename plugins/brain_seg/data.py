@@ -150,13 +150,15 @@ def build_datasets(
     phantom_cases: int = PHANTOM_CASES,
     phantom_shape: Sequence[int] = PHANTOM_SHAPE,
     base_dir: str | Path | None = None,
+    modality_dropout: float = 0.0,
 ):
     """A map-style dataset of ``split`` (train/val/test/predict/all) from ``data`` (None = phantom).
 
     ``cache``: ``"memory"`` (``CacheDataset``), ``"disk"`` (``PersistentDataset`` under
     ``$SIGPLEX_CACHE/brain_seg/persistent``) or None (plain ``Dataset``). Train items are
     random ROI crops; val/test/predict/all items are whole normalised volumes (``all``: every
-    labelled case, unsplit). ``validate``
+    labelled case, unsplit); train items zero whole modalities with probability
+    ``modality_dropout`` (never all four). ``validate``
     (``"header"``, ``"full"`` or ``"none"``) checks files before anything is loaded;
     ``base_dir`` is where a datalist's relative paths start (default: its folder). The
     dataset gets attributes ``records``, ``source`` and ``split``.
@@ -186,7 +188,7 @@ def build_datasets(
         d = r.to_dict()
         d["reference"] = str(r.images[0])
         items.append(d)
-    transform = train_transforms(roi, src, ras) if split == "train" else eval_transforms(src, ras)
+    transform = train_transforms(roi, src, ras, modality_dropout) if split == "train" else eval_transforms(src, ras)
     if cache == "memory":
         ds = CacheDataset(items, transform, cache_rate=1.0, num_workers=1, progress=False)
     elif cache == "disk":

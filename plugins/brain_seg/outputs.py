@@ -1,7 +1,8 @@
 """brain_seg outputs: predicted label maps as NIfTI on the input's grid, and overlay PNGs.
 
 ``write_label_nifti`` writes a uint8 BraTS label map (0, 1, 2, 4) with the reference
-image's affine and header, atomically and never over an existing file unless asked.
+image's affine and header, atomically and never over an existing file unless asked;
+``write_label_nifti_affine`` does the same from an affine (DICOM inputs' native grid).
 ``write_overlay_png`` draws axial, coronal and sagittal slices through the tumour centre
 with the labels coloured (NCR red, oedema green, enhancing yellow); it encodes with
 matplotlib when importable, else with the small numpy + zlib PNG encoder here.
@@ -46,11 +47,10 @@ def write_label_nifti(
     """Write ``label_map`` (3D, values in ``labels``) as uint8 NIfTI on the reference's grid.
 
     The affine and header (orientation codes, units, voxel sizes) come from
-    ``reference_nifti_path``; the file is written to a temporary name and moved into
-    place. An existing ``out_path`` is a UserError naming it unless ``overwrite=True``.
+    ``reference_nifti_path`` (:func:`write_label_nifti_affine` takes an affine instead); the
+    file is written to a temporary name and moved into place. An existing ``out_path`` is a
+    UserError naming it unless ``overwrite=True``.
     """
-    import nibabel as nib
-
     from sigplex.datasets.nifti import load_nifti
 
     out_path = Path(out_path)
@@ -66,18 +66,33 @@ def write_label_nifti(
             f"{out_path}: label map shape: expected {tuple(ref.shape[:3])} (the grid of "
             f"{reference_nifti_path}), got {tuple(lab.shape)}"
         )
-    labels = tuple(int(v) for v in labels)
+    return _save_labels(lab, ref.affine, ref.header.copy(), out_path, tuple(int(v) for v in labels), overwrite)
+
+
+def write_label_nifti_affine(label_map, affine, out_path: str | Path, labels: Iterable[int] = BRATS_LABELS) -> Path:
+    """Write ``label_map`` as uint8 NIfTI with ``affine`` (RAS, mm; sform and qform code 1, scanner), atomically."""
+    lab = _squeeze_to_3d(_as_numpy(label_map), "label map")
+    return _save_labels(lab, np.asarray(affine, dtype=np.float64), None, Path(out_path),
+                        tuple(int(v) for v in labels), overwrite=True)
+
+
+def _save_labels(lab: np.ndarray, affine, header, out_path: Path, labels: tuple[int, ...], overwrite: bool) -> Path:
+    import nibabel as nib
+
     values = np.unique(lab).tolist()
     bad = [v for v in values if v not in labels]
     if bad:
         raise UserError(f"{out_path}: label values: expected a subset of {list(labels)}, found {bad[:10]}")
-    header = ref.header.copy()
-    img = nib.Nifti1Image(lab.astype(np.uint8), ref.affine, header)
+    img = nib.Nifti1Image(lab.astype(np.uint8), affine, header)
+    if header is None:  # no reference header: scanner-space codes and mm units
+        img.set_sform(affine, code=1)
+        img.set_qform(affine, code=1)
+        img.header.set_xyzt_units("mm")
     img.set_data_dtype(np.uint8)
     img.header.set_slope_inter(1.0, 0.0)
     img.header["cal_min"], img.header["cal_max"] = 0, max(labels)
     data = img.to_bytes()
-    if name.endswith(".gz"):
+    if out_path.name.lower().endswith(".gz"):
         data = gzip.compress(data, compresslevel=6, mtime=0)
     atomic_write_bytes(out_path, data, overwrite=overwrite)
     return out_path

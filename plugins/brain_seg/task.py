@@ -3,11 +3,14 @@
 Training uses random ROI crops and a sigmoid Dice (+ optional BCE) loss; evaluation runs
 sliding-window inference (MONAI ``sliding_window_inference``, Gaussian blending) on whole
 volumes and reports Dice and HD95 per region (TC, WT, ET). Prediction writes a BraTS label
-map (0, 1, 2, 4) on the input's grid with its affine, plus an overlay PNG.
+map (0, 1, 2, 4) on the input's grid with its affine, plus an overlay PNG; a DICOM study is
+predicted on the 1 mm RAS grid and written back on the reference series' native grid as NIfTI
+and DICOM SEG (see :mod:`.dicom_input`).
 
 Fitted state saved with a run: ``source``, the label source of the training cases
 (brats2021, brats2023 or msd); a 4D NIfTI given to predict is read in that source's channel
 order when it stores modalities in one file (MSD), unless ``data.source`` says otherwise.
+``modality_dropout``: the training value; > 0 lets predict zero-fill a missing DICOM sequence.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from sigplex.core.weights import load_state_strict
 from .config import PRESETS, BrainSegConfig
 from .inference import infer_volume, plain, read_case
 from .metrics import evaluate_cases
+from .prediction import Prediction, output_paths, write_files
 
 
 def segmentation_loss(logits: torch.Tensor, label: torch.Tensor, bce_weight: float):
@@ -48,15 +52,17 @@ class BrainSegTask(Task):
     distill_loss = "mse"
     intended_use = (
         "Research on 3D brain-tumour segmentation: tumour core, whole tumour and enhancing tumour in "
-        "co-registered, skull-stripped T1/T1ce/T2/FLAIR MRI of BraTS style. Not a medical device; not for "
-        "diagnosis or treatment decisions.")
+        "co-registered, skull-stripped T1/T1ce/T2/FLAIR MRI of BraTS style, from NIfTI or DICOM studies (results "
+        "as NIfTI and DICOM SEG). Not a medical device; not for diagnosis or treatment decisions.")
     limitations = (
         "Without --data the model is trained only on synthetic phantom volumes that sigplex generates (an "
         "ellipsoidal head with a simple tumour, bias field and noise; no real anatomy or scanner physics): such "
         "a model and its Dice scores say nothing about real scans. Even trained on BraTS it reflects BraTS's "
         "sites, scanners and pre-processing (skull-stripped, 1 mm isotropic, co-registered); other data need "
-        "their own validation. Inputs are not resampled or skull-stripped here; labels are written on the "
-        "input's grid.")
+        "their own validation. NIfTI inputs are not resampled; DICOM studies are resampled to 1 mm and combined "
+        "by their DICOM geometry only (no registration, no skull stripping, no bias correction), so a patient who "
+        "moved between series or an unstripped head degrades the result. Series are chosen by description rules "
+        "that a site must check against its own naming. Labels are written on the input's (reference series') grid.")
     data_license = (
         "Default data: synthetic phantoms generated at run time (no patient data). With --data, the terms of "
         "that data apply (BraTS: the challenge's data-use terms and citation requirements; Medical "
@@ -81,14 +87,14 @@ class BrainSegTask(Task):
         return build_datasets(data, split, roi=d.roi, cache=None if d.cache == "none" else d.cache, fold=d.fold,
                               val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.split_seed,
                               source=d.source, validate=d.file_check, phantom_cases=d.phantom_cases,
-                              phantom_shape=d.phantom_shape)
+                              phantom_shape=d.phantom_shape, modality_dropout=d.modality_dropout)
 
     def build_data(self, config, data):
         d = config.data
         train = self._datasets(config, data, "train")
         val = self._datasets(config, data, "val") if data is None or d.val_fraction > 0 or d.fold is not None else None
         test = self._datasets(config, data, "test") if data is None or d.test_fraction > 0 else None
-        return Prepared(config, train, val, test, state={"source": train.source})
+        return Prepared(config, train, val, test, state={"source": train.source, "modality_dropout": d.modality_dropout})
 
     def evaluation_data(self, data, prepared):
         return self._datasets(prepared.config, Path(data), "all")
@@ -117,7 +123,8 @@ class BrainSegTask(Task):
 
     # --- using ------------------------------------------------------------------------
     def is_input(self, path):
-        """One case folder (BraTS names) or one 4D NIfTI; a folder of case folders is not one input."""
+        """One case folder (BraTS names), one 4D NIfTI or one DICOM study folder; not a folder of cases/studies."""
+        from sigplex.datasets.dicom import is_study_folder
         from sigplex.datasets.nifti import detect_source
 
         path = Path(path)
@@ -126,35 +133,33 @@ class BrainSegTask(Task):
         try:
             return path.is_dir() and detect_source(path).layout == "case"
         except UserError:
-            return False
+            return is_study_folder(path)
 
     def predict(self, model, inputs, prepared):
-        """A label map for one case folder, one 4D NIfTI or an array ``[4, H, W, D]``.
+        """A label map for one case folder, 4D NIfTI, DICOM study folder or array ``[4, H, W, D]``.
 
-        Returns ``{"labels", "reference", "case_id", "image"}``; ``labels`` is a uint8 array with
-        BraTS labels on the input's grid, ``reference`` the NIfTI whose grid it is on (None for arrays).
+        Returns a :class:`Prediction` (a dict ``{"labels", "reference", "case_id", "image"}`` plus
+        ``native`` for DICOM, with ``.provenance``); ``labels`` is a uint8 array with BraTS labels on the
+        input's grid, ``reference`` the NIfTI whose grid it is on (None for arrays and DICOM).
         """
+        from sigplex.datasets.dicom import is_study_folder
         from sigplex.datasets.nifti import channels_to_labels
 
+        if isinstance(inputs, (str, Path)) and is_study_folder(inputs):
+            from .dicom_input import predict_study
+
+            return predict_study(model, inputs, prepared)
         d = prepared.config.data
         case = read_case(inputs, d, prepared.state.get("source"))
         probs = infer_volume(model, case["image"], d)
-        return {"labels": channels_to_labels(probs.numpy(), threshold=d.threshold), "reference": case["reference"],
-                "case_id": case["case_id"], "image": case["raw"]}
+        return Prediction({"labels": channels_to_labels(probs.numpy(), threshold=d.threshold),
+                           "reference": case["reference"], "case_id": case["case_id"], "image": case["raw"]})
 
-    def output_files(self, output, prepared):
-        output = Path(output)
-        return [output, output.with_name(output.name.split(".nii")[0] + "_overlay.png")]
+    def output_files(self, output, prepared, source=None):
+        return output_paths(output, source)  # NIfTI, overlay PNG (+ <stem>.seg.dcm for a DICOM study)
 
     def write_prediction(self, prediction, output, prepared):
-        from .outputs import write_label_nifti, write_overlay_png
-
-        if prediction["reference"] is None:
-            raise UserError("an in-memory prediction has no reference image to copy the grid from; "
-                            "save prediction['labels'] yourself or predict from a file")
-        nifti, png = self.output_files(output, prepared)  # both writers go through atomic_path
-        return [write_label_nifti(prediction["labels"], prediction["reference"], nifti, overwrite=True),
-                write_overlay_png(prediction["image"], prediction["labels"], png)]
+        return write_files(prediction, output)  # every writer goes through atomic_path
 
     def example_input(self, prepared):
         return torch.randn(1, prepared.config.model.in_channels, *prepared.config.data.roi)

@@ -24,6 +24,7 @@ from monai.transforms import (
     LoadImaged,
     MapTransform,
     NormalizeIntensityd,
+    RandomizableTransform,
     Orientationd,
     RandFlipd,
     RandScaleIntensityd,
@@ -158,6 +159,32 @@ class ConvertToTCWTETd(MapTransform):
         return d
 
 
+class RandModalityDropoutd(RandomizableTransform, MapTransform):
+    """Zero whole image channels (modalities), each with probability ``prob``, never all of them.
+
+    Trains a model to predict from any non-empty subset of the sequences; at prediction a
+    missing sequence is then a zero channel (after normalisation, like here).
+    """
+
+    def __init__(self, keys: Sequence[Hashable] = ("image",), prob: float = 0.0):
+        RandomizableTransform.__init__(self, prob=1.0)
+        MapTransform.__init__(self, keys)
+        self.p = float(prob)
+
+    def __call__(self, data: Mapping) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            img = d[key]
+            drop = self.R.random_sample(img.shape[0]) < self.p
+            if drop.all():
+                drop[self.R.randint(img.shape[0])] = False
+            if drop.any():
+                img = img.clone()
+                img[torch.as_tensor(drop)] = 0
+            d[key] = img
+        return d
+
+
 def _roi(roi) -> tuple[int, int, int]:
     roi = (int(roi),) * 3 if np.isscalar(roi) else tuple(int(r) for r in roi)
     if len(roi) != 3 or min(roi) < 1:
@@ -180,11 +207,14 @@ def _normalise() -> NormalizeIntensityd:
     return NormalizeIntensityd(keys="image", nonzero=True, channel_wise=True)
 
 
-def train_transforms(roi, source: str = "brats2021", ras: bool = False) -> UserErrorCompose:
+def train_transforms(roi, source: str = "brats2021", ras: bool = False,
+                     modality_dropout: float = 0.0) -> UserErrorCompose:
     """Random-crop training pipeline producing ``image (4, *roi)`` and ``label (3, *roi)``.
 
-    Volumes smaller than ``roi`` (after cropping to the foreground) are zero-padded.
+    Volumes smaller than ``roi`` (after cropping to the foreground) are zero-padded. With
+    ``modality_dropout`` > 0 whole modalities are zeroed at random (never all four).
     """
+    dropout = [RandModalityDropoutd(["image"], modality_dropout)] if modality_dropout > 0 else []
     roi = _roi(roi)
     keys = list(KEYS)
     return UserErrorCompose(
@@ -200,6 +230,7 @@ def train_transforms(roi, source: str = "brats2021", ras: bool = False) -> UserE
             RandFlipd(keys=keys, prob=0.5, spatial_axis=2),
             RandScaleIntensityd(keys="image", factors=0.1, prob=1.0),
             RandShiftIntensityd(keys="image", offsets=0.1, prob=1.0),
+            *dropout,
             EnsureTyped(keys=keys, dtype=torch.float32, track_meta=False),
         ],
         log_stats=False,

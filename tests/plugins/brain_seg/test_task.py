@@ -10,22 +10,7 @@ from helpers import run_cli
 pytest.importorskip("monai")
 nib = pytest.importorskip("nibabel")
 
-SMALL = ["--set", "data.phantom_cases=5", "--set", "data.phantom_shape=[64,64,64]", "--set", "data.roi=[64,64,64]",
-         "--set", "model.depths=[1,1,1,1]", "--set", "model.num_heads=[3,3,3,3]", "--set", "trainer.val_every=2",
-         "--set", "trainer.checkpoint_every=2", "--set", "data.sw_batch_size=1"]
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bs") / "run"
-    res = run_cli("train", "--plugin", "brain_seg", "--max-steps", 2, "--out", out, *SMALL)
-    assert res.returncode == 0, res.stderr
-    return out, res
-
-
-@pytest.fixture(scope="module")
-def run_dir(trained):
-    return trained[0]
+# `trained`, `run_dir` and `small` (the CLI overrides of a tiny run) are fixtures of conftest.py.
 
 
 def phantom_cases():
@@ -53,7 +38,8 @@ def test_prepared_state_round_trips_and_predict_uses_it(run_dir):
     import sigplex.core as sp
 
     predictor = sp.load_run(run_dir)
-    assert predictor.prepared.train is None and predictor.prepared.state == {"source": "brats2021"}
+    assert predictor.prepared.train is None
+    assert predictor.prepared.state == {"source": "brats2021", "modality_dropout": 0.0}
     result = predictor.predict(phantom_cases()[-1])
     assert result["labels"].shape == (64, 64, 64) and result["labels"].dtype == np.uint8
     assert set(np.unique(result["labels"]).tolist()) <= {0, 1, 2, 4}
@@ -102,6 +88,7 @@ def test_inputs_are_one_case_folder_or_one_4d_file(run_dir, tmp_path):
     assert task.input_kind == "folder" and task.is_input(cases[0]) and not task.is_input(cases[0].parent)
     assert task.output_files(tmp_path / "a.nii.gz", predictor.prepared) == [tmp_path / "a.nii.gz",
                                                                           tmp_path / "a_overlay.png"]
+    assert len(task.output_files(tmp_path / "a.nii.gz", predictor.prepared, source=cases[0])) == 2  # no SEG
     assert task.export_axes(predictor.prepared) == {0: {0: "batch"}}
     with pytest.raises(sp.UserError, match="holds 5 cases"):
         predictor.predict(cases[0].parent)
@@ -165,12 +152,12 @@ def test_config_refuses_what_the_model_or_data_cannot_use(overrides, match):
 
 
 @pytest.mark.slow
-def test_lora_adapter_run_stores_only_adapter_weights(run_dir, tmp_path):
+def test_lora_adapter_run_stores_only_adapter_weights(run_dir, tmp_path, small):
     from sigplex.core.train import checkpoint as ckpt
 
     out = tmp_path / "lora"
     res = run_cli("train", "--plugin", "brain_seg", "--init-from", run_dir, "--adapter", "lora:r=4",
-                  "--max-steps", 1, "--out", out, *SMALL)
+                  "--max-steps", 1, "--out", out, *small)
     assert res.returncode == 0, res.stderr
     weights, meta = ckpt.load_checkpoint_weights(ckpt.list_checkpoints(out)[-1])
     assert weights and all(".adapter_lora." in k for k in weights)
@@ -183,7 +170,7 @@ def test_lora_adapter_run_stores_only_adapter_weights(run_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_init_from_monai_weights_and_onnx_export(tmp_path):
+def test_init_from_monai_weights_and_onnx_export(tmp_path, small):
     from monai.networks.nets import SwinUNETR as MonaiSwinUNETR
     from safetensors.torch import save_file
 
@@ -193,7 +180,7 @@ def test_init_from_monai_weights_and_onnx_export(tmp_path):
     save_file({k: v.contiguous() for k, v in monai_net.state_dict().items()}, str(tmp_path / "monai.safetensors"))
     out = tmp_path / "run"
     res = run_cli("train", "--plugin", "brain_seg", "--init-from", tmp_path / "monai.safetensors", "--max-steps", 1,
-                  "--set", "optim.lr=1e-12", "--set", "optim.warmup_steps=0", "--out", out, *SMALL)
+                  "--set", "optim.lr=1e-12", "--set", "optim.warmup_steps=0", "--out", out, *small)
     assert res.returncode == 0, res.stderr
     import sigplex.core as sp
 

@@ -1,0 +1,23 @@
+"""DICOM studies as volumes: find the files, group series, stack slices with their RAS affine, write test series.
+
+Needs the ``dicom`` extra (``pip install 'sigplex[dicom]'``: pydicom, highdicom); importing this
+package loads numpy only, pydicom is imported inside the functions that open files. Public API:
+
+* files: :func:`is_dicom_file` (``DICM`` preamble), :func:`dicom_files`, :func:`is_study_folder`,
+  :func:`require_dicom_extra` (a one-line error naming the extra when pydicom/highdicom are missing)
+* series: :class:`Series`, :func:`scan_study` (headers only, grouped by SeriesInstanceUID)
+* volumes: :class:`Volume`, :func:`read_volume` (classic or enhanced multi-frame, checked geometry)
+* geometry: :func:`stack_affine`, :func:`slice_geometry`, :func:`lps_to_ras` (DICOM LPS -> NIfTI RAS)
+* writers: :class:`Study`, :func:`write_series`, :func:`write_enhanced_series`
+"""
+from .files import dicom_files, first_dicom_file, import_pydicom, is_dicom_file, is_study_folder, require_dicom_extra
+from .geometry import LPS_TO_RAS, lps_to_ras, slice_geometry, stack_affine
+from .series import Series, scan_study
+from .volume import Volume, read_volume
+from .write import ENHANCED_MR_IMAGE, MR_IMAGE, Study, write_enhanced_series, write_series
+
+__all__ = [
+    "ENHANCED_MR_IMAGE", "LPS_TO_RAS", "MR_IMAGE", "Series", "Study", "Volume", "dicom_files", "first_dicom_file",
+    "import_pydicom", "is_dicom_file", "is_study_folder", "lps_to_ras", "read_volume", "require_dicom_extra",
+    "scan_study", "slice_geometry", "stack_affine", "write_enhanced_series", "write_series",
+]
