@@ -179,3 +179,21 @@ def test_non_image_series_are_left_out(tmp_path):
     ds.Modality, ds.SeriesInstanceUID = "SR", pydicom.uid.generate_uid()
     ds.save_as(tmp_path / "report.dcm")
     assert [s.description for s in scan_study(tmp_path)] == ["T1"]
+
+
+def test_highdicom_legacy_converted_multiframe_reads_like_its_source(tmp_path):
+    """A multi-frame MR written by highdicom (Legacy Converted Enhanced MR) gives the classic series' volume."""
+    import highdicom as hd
+
+    array, affine = volume(), oblique_affine()
+    files = write_series(array, affine, tmp_path / "classic", description="AX T2")
+    legacy = hd.legacy.LegacyConvertedEnhancedMRImage([pydicom.dcmread(f) for f in files],
+                                                       series_instance_uid=hd.UID(), series_number=9,
+                                                       sop_instance_uid=hd.UID(), instance_number=1)
+    (tmp_path / "multi").mkdir()
+    legacy.save_as(tmp_path / "multi" / "legacy.dcm")
+    (series,) = scan_study(tmp_path / "multi")
+    assert series.multiframe and series.frames == array.shape[2]
+    got = read_volume(series)
+    np.testing.assert_allclose(got.affine, affine, atol=1e-5)
+    np.testing.assert_array_equal(got.array, array)
