@@ -18,14 +18,42 @@ from sigplex.core.fileio import atomic_path
 CLIP_LEVEL = 0.999
 
 
-def resample(wav: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
-    """Band-limited resampling of ``[..., T]`` with ``torchaudio.functional.resample``."""
+RESAMPLE_BLOCK = 1 << 18  # input samples per torchaudio call; longer signals go through in blocks
+
+
+def resample(wav: np.ndarray, orig_sr: int, new_sr: int, block: int = RESAMPLE_BLOCK) -> np.ndarray:
+    """Band-limited resampling of ``[..., T]`` with ``torchaudio.functional.resample`` (its defaults).
+
+    A signal longer than ``block`` samples is resampled block by block, each with enough real
+    context on both sides for torchaudio's windowed-sinc kernel, so the result equals one call's
+    (to float rounding) while the working memory stays that of one block (one call on 10 minutes
+    at 16 kHz takes hundreds of MB of intermediates).
+    """
     if orig_sr == new_sr:
         return wav
+    import math
+
     import torch
     import torchaudio.functional as AF
 
-    return AF.resample(torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)), orig_sr, new_sr).numpy()
+    x = np.ascontiguousarray(wav, dtype=np.float32)
+    t = x.shape[-1]
+    if t <= block:
+        return AF.resample(torch.from_numpy(x), orig_sr, new_sr).numpy()
+    g = math.gcd(orig_sr, new_sr)
+    a, b = orig_sr // g, new_sr // g  # every a input samples give b output samples
+    width = math.ceil(6 * a / (min(a, b) * 0.99))  # torchaudio's kernel reach (lowpass_filter_width=6, rolloff=0.99)
+    context = a * (math.ceil((width + a) / a) + 1)
+    step = a * max(1, block // a)
+    out = np.empty(x.shape[:-1] + (-(-b * t // a),), dtype=np.float32)
+    for start in range(0, t, step):
+        end = min(start + step, t)
+        lo, hi = max(0, start - context), min(t, end + context)  # lo and start are multiples of a
+        y = AF.resample(torch.from_numpy(np.ascontiguousarray(x[..., lo:hi])), orig_sr, new_sr).numpy()
+        first, last = start * b // a, (end * b // a if end < t else out.shape[-1])
+        skip = (start - lo) * b // a
+        out[..., first:last] = y[..., skip:skip + last - first]
+    return out
 
 
 def clipped_fraction(wav: np.ndarray, level: float = CLIP_LEVEL) -> float:
@@ -71,6 +99,31 @@ def read_audio(path: str | Path, sample_rate: int | None = None, *, resample_to_
     return wav[0] if mono else wav
 
 
+def read_downmixed(path: str | Path, *, field: str = "audio",
+                   block: int = RESAMPLE_BLOCK) -> tuple[np.ndarray, int, int]:
+    """``(mono [T] float32, sample_rate, channels)``: ``path`` at its own rate, its channels averaged, read in
+    blocks (a long stereo file never sits in memory as float32 stereo)."""
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: {field}: file not found")
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:
+        raise UserError(f"{path}: {field}: not a readable audio file ({str(exc).splitlines()[0]}); "
+                        "expected WAV or FLAC") from None
+    frames, rate, channels = info.frames, info.samplerate, info.channels
+    if frames == 0:
+        raise UserError(f"{path}: {field}: holds no samples; expected a non-empty recording")
+    out = np.empty(frames, dtype=np.float32)
+    done = 0
+    for part in sf.blocks(str(path), blocksize=block, dtype="float32", always_2d=True):
+        out[done:done + len(part)] = part.mean(axis=1) if channels > 1 else part[:, 0]
+        done += len(part)
+    return out[:done], rate, channels
+
+
 def audio_info(path: str | Path) -> tuple[int, int, int]:
     """``(frames, sample_rate, channels)`` of an audio file without reading it."""
     import soundfile as sf
@@ -96,4 +149,5 @@ def write_audio(path: str | Path, wav, sample_rate: int, *, overwrite: bool = Fa
     return path
 
 
-__all__ = ["audio_info", "clipped_fraction", "read_audio", "resample", "write_audio"]
+__all__ = ["RESAMPLE_BLOCK", "audio_info", "clipped_fraction", "read_audio", "read_downmixed", "resample",
+           "write_audio"]

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from sigplex.core.errors import UserError
-from sigplex.datasets.audio import audio_info, read_audio, resample
+from sigplex.datasets.audio import read_downmixed, resample
 
 SILENT_DB = 20.0  # an output this far below the loudest one counts as silent
 FLOOR_DBFS = -70.0  # and so does any output below this absolute level
@@ -44,9 +44,7 @@ def load_recording(inputs, model_rate: int) -> tuple[np.ndarray, int, int]:
     """``(mono [T] float32, its rate, channels of the original)`` from a file (any rate, any channels: downmixed)
     or an in-memory mono waveform ``[T]`` / ``[1, T]`` taken to be at ``model_rate``."""
     if isinstance(inputs, (str, Path)):
-        wav = read_audio(Path(inputs), None, field="input", max_clipped=None, mono=False)  # [C, T]
-        rate = audio_info(inputs)[1]
-        return wav.mean(axis=0, dtype=np.float32) if wav.shape[0] > 1 else wav[0], rate, int(wav.shape[0])
+        return read_downmixed(Path(inputs), field="input")
     wav = np.asarray(inputs.detach().cpu() if isinstance(inputs, torch.Tensor) else inputs, dtype=np.float32)
     wav = wav[0] if wav.ndim == 2 and wav.shape[0] == 1 else wav
     if wav.ndim != 1:
@@ -66,10 +64,11 @@ def to_rate(wav: np.ndarray, rate: int, new_rate: int, length: int | None = None
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-def dbfs(wav: np.ndarray) -> np.ndarray:
-    """RMS level over the last axis in dB relative to full scale (floored at -200 dB for digital silence)."""
-    rms = np.sqrt(np.mean(np.square(wav, dtype=np.float64), axis=-1))
-    return 20 * np.log10(np.maximum(rms, 1e-10))
+def dbfs(wav: np.ndarray, block: int = 1 << 18) -> np.ndarray:
+    """RMS level over the last axis in dB relative to full scale (floored at -200 dB for digital silence);
+    summed in float64 block by block, so no float64 copy of a long recording is made."""
+    energy = sum(np.square(wav[..., i:i + block], dtype=np.float64).sum(axis=-1) for i in range(0, wav.shape[-1], block))
+    return 20 * np.log10(np.maximum(np.sqrt(energy / max(wav.shape[-1], 1)), 1e-10))
 
 
 def output_levels(sources: np.ndarray) -> dict:

@@ -83,3 +83,33 @@ def test_missing_and_unreadable_files(tmp_path):
     bad.write_bytes(b"not audio at all")
     with pytest.raises(UserError, match=r"bad\.wav: audio: not a readable audio file"):
         read_audio(bad)
+
+
+@pytest.mark.parametrize("rates", [(16000, 8000), (8000, 16000), (44100, 8000), (8000, 44100), (22050, 16000)])
+def test_long_signals_resample_block_by_block_exactly_as_one_call(rates):
+    import torch
+    import torchaudio.functional as AF
+
+    x = np.random.default_rng(0).standard_normal((2, 12345)).astype(np.float32)
+    whole = AF.resample(torch.from_numpy(x), *rates).numpy()
+    blocks = resample(x, *rates, block=1000)  # 13 blocks, each with its own context
+    assert blocks.shape == whole.shape and blocks.dtype == np.float32
+    np.testing.assert_allclose(blocks, whole, atol=1e-6)
+
+
+def test_read_downmixed_averages_channels_block_by_block(tmp_path):
+    from sigplex.datasets.audio import read_downmixed
+
+    left, right = tone(5000), tone(5000, f=300.0, amp=0.25)
+    sf.write(tmp_path / "st.wav", np.stack([left, right], 1), 16000, subtype="FLOAT")
+    wav, rate, channels = read_downmixed(tmp_path / "st.wav", block=777)
+    assert (rate, channels, wav.dtype) == (16000, 2, np.float32)
+    np.testing.assert_allclose(wav, (left + right) / 2, atol=1e-7)
+    sf.write(tmp_path / "mono.flac", left, 8000)
+    wav, rate, channels = read_downmixed(tmp_path / "mono.flac")
+    assert (rate, channels) == (8000, 1) and np.abs(wav - left).max() < 1 / 2**14
+    sf.write(tmp_path / "empty.wav", np.zeros((0, 2), dtype=np.float32), 8000)
+    with pytest.raises(UserError, match=r"empty\.wav: input: holds no samples"):
+        read_downmixed(tmp_path / "empty.wav", field="input")
+    with pytest.raises(UserError, match=r"nope\.wav: input: file not found"):
+        read_downmixed(tmp_path / "nope.wav", field="input")

@@ -95,6 +95,8 @@ def test_output_levels_flag_outputs_far_below_the_loudest_or_digitally_silent():
     levels = output_levels(np.stack([loud, loud * 10 ** (-(SILENT_DB - 1) / 20), loud * 10 ** (-(SILENT_DB + 1) / 20)]))
     assert levels["silent_outputs"] == ["spk3"]
     assert output_levels(np.zeros((2, 50), dtype=np.float32))["silent_outputs"] == ["spk1", "spk2"]
+    x = np.random.default_rng(1).standard_normal((2, 1000)).astype(np.float32)
+    np.testing.assert_allclose(dbfs(x, block=7), 10 * np.log10(np.mean(x.astype(np.float64) ** 2, axis=-1)), atol=1e-9)
 
 
 def test_in_memory_waveforms_are_taken_at_the_model_rate():
