@@ -42,7 +42,7 @@ def _requests(plugin: str, run: Path, n: int):
         import yaml
 
         data = yaml.safe_load((run / "config.yaml").read_text())["data"]
-        shape = (2, len(data["channels"]), data["n_times"])
+        shape = (2, len(data["channels"]), int(round(data["window_s"] * data["sfreq"])))
         good = {"json": {"inputs": np.random.default_rng(0).normal(size=shape).round(3).tolist()}}
     bad = [{"content": b"{broken", "headers": {"content-type": "application/json"}},
            {"json": {"inputs": [["x"]]}}, {"files": {"file": ("h.csv", b"not,a\ncsv")}},
