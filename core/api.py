@@ -369,12 +369,22 @@ def predict_with(predictor: Predictor, inputs, output: str | Path, *, overwrite:
     return [Path(p) for p in result.outputs]
 
 
-def check_outputs(task, output: Path, prepared: Prepared, *, overwrite: bool) -> list[Path]:
+def output_files(task, output: Path, prepared: Prepared, source=None) -> list[Path]:
+    """``task.output_files``, passing ``source`` (the input path) when the task's method takes it."""
+    import inspect
+
+    method = task.output_files
+    takes_source = "source" in inspect.signature(method).parameters
+    files = method(output, prepared, source=source) if takes_source else method(output, prepared)
+    return [Path(f) for f in files]
+
+
+def check_outputs(task, output: Path, prepared: Prepared, *, overwrite: bool, source=None) -> list[Path]:
     """The files a prediction will write to ``output``, after checking the suffix and overwriting."""
     suffixes = tuple(getattr(task, "output_suffixes", ()) or ())
     if suffixes and not output.name.lower().endswith(suffixes):
         raise UserError(f"--output {output}: expected a file name ending in {' or '.join(suffixes)}")
-    files = [Path(f) for f in task.output_files(output, prepared)]
+    files = output_files(task, output, prepared, source if isinstance(source, (str, Path)) else None)
     if not overwrite:
         for f in files:
             if f.exists():

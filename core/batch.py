@@ -295,7 +295,9 @@ def _one(predictor, task, prepared, item: InputItem, root, output, out_dir, base
             raise UserError(item.error)
         result.sha256 = input_sha256(item.path)
         target = output if single_output else output_for(task, item.path, root, out_dir)
-        files = [Path(f) for f in task.output_files(target, prepared)]
+        from .api import output_files
+
+        files = output_files(task, target, prepared, item.path)
         existing = [f for f in files if f.exists()]
         if existing and not overwrite:
             done = [json.loads(_sidecar(f).read_text()) if _sidecar(f).is_file() else {} for f in existing]
@@ -303,7 +305,7 @@ def _one(predictor, task, prepared, item: InputItem, root, output, out_dir, base
                 result.status, result.outputs = "skipped", [str(f) for f in files]
                 return result
             raise UserError(f"{existing[0]}: already exists from another model or input; pass --overwrite")
-        check_outputs(task, target, prepared, overwrite=True)
+        check_outputs(task, target, prepared, overwrite=True, source=item.path)
         prediction = predictor.predict(item.path)
         written = write_outputs(task, prediction, target, prepared, files, source=item.path)
         seconds = time.perf_counter() - t0

@@ -105,7 +105,7 @@ class Service:
                     (source / _safe_name(name, f"part{i}")).write_bytes(data)
             suffixes = tuple(getattr(task, "output_suffixes", ()) or ())
             output = tmp / "out" / f"prediction{suffixes[0] if suffixes else ''}"
-            written_expected = check_outputs(task, output, prepared, overwrite=True)
+            written_expected = check_outputs(task, output, prepared, overwrite=True, source=source)
             result = self.predictor.predict(source)
             written = write_outputs(task, result, output, prepared, written_expected, source=source)
             if len(written) == 1:

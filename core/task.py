@@ -323,8 +323,11 @@ class Task:
         """
         raise NotImplementedError
 
-    def output_files(self, output: Path, prepared: Prepared) -> list[Path]:
+    def output_files(self, output: Path, prepared: Prepared, source: Path | None = None) -> list[Path]:
         """The files :meth:`write_prediction` will write for ``output`` (default: just ``output``).
+
+        ``source`` is the input they come from, when known (e.g. a DICOM study adds a SEG file);
+        an override may leave the parameter out.
 
         The core checks them all for overwrite before predicting and records provenance for each.
         """

@@ -31,8 +31,8 @@ def _stem(output: Path) -> str:
 def output_paths(output, source=None) -> list[Path]:
     """NIfTI, overlay PNG and, for a DICOM study ``source``, the SEG.
 
-    Without ``source`` (the core does not pass the input to ``output_files`` yet) the SEG is
-    listed when it already exists, so the core's overwrite check still covers it.
+    The core passes the input as ``source``; without one (a caller that does not know it) the
+    SEG is listed when it already exists, so the overwrite check still covers it.
     """
     from sigplex.datasets.dicom import is_study_folder
 
