@@ -208,7 +208,7 @@ class Predictor:
                 raise UserError(f"--data {data}: no such file or folder")
             dataset = self.task.evaluation_data(Path(data), prepared)
         else:
-            rebuilt_task, rebuilt = prepare(self.task, prepared.config, self.run.info.get("data") if self.run else None)
+            _, rebuilt = prepare(self.task, prepared.config, self.run.info.get("data") if self.run else None)
             dataset = rebuilt.split(split) if rebuilt.split(split) is not None else rebuilt.val
             if dataset is None:
                 raise UserError(f"no {split} split to evaluate on; pass --data")
@@ -228,7 +228,6 @@ def load_run(checkpoint: str | Path, *, plugin: str | None = None, task: str | N
     ``merge=True`` LoRA adapters are folded into the base weights (for export). ``overrides``
     may change ``data.*`` values (how inputs are read), nothing else.
     """
-    import torch
 
     from .train import checkpoint as ckpt
     from .train.trainer import resolve_device
@@ -356,17 +355,20 @@ def predict(checkpoint: str | Path | None, inputs: Any, *, output: str | Path | 
 def predict_with(predictor: Predictor, inputs, output: str | Path, *, overwrite: bool = False,
                  hash_paths: bool = False) -> list[Path]:
     """Predict one input with a loaded predictor and write the output files plus their provenance sidecars."""
-    from .batch import predict_many
+    from .batch import predict_one
 
     if not isinstance(inputs, (str, Path)):
         files = check_outputs(predictor.task, Path(output), predictor.prepared, overwrite=overwrite)
         return write_outputs(predictor.task, predictor.predict(inputs), Path(output), predictor.prepared, files)
-    check_outputs(predictor.task, Path(output), predictor.prepared, overwrite=True)
-    (result,) = list(predict_many(predictor, [inputs], output, overwrite=overwrite, hash_paths=hash_paths,
-                                  progress=False, single_output=True))
-    if result.status == "failed":
-        raise UserError(result.error) if result.error_type == "UserError" else RuntimeError(result.error)
+    result = predict_one(predictor, inputs, output, overwrite=overwrite, hash_paths=hash_paths)
     return [Path(p) for p in result.outputs]
+
+
+def check_suffix(task, output: Path) -> None:
+    """``output`` must end in one of the task's ``output_suffixes`` (when it declares any)."""
+    suffixes = tuple(getattr(task, "output_suffixes", ()) or ())
+    if suffixes and not Path(output).name.lower().endswith(suffixes):
+        raise UserError(f"--output {output}: expected a file name ending in {' or '.join(suffixes)}")
 
 
 def output_files(task, output: Path, prepared: Prepared, source=None) -> list[Path]:
@@ -381,9 +383,7 @@ def output_files(task, output: Path, prepared: Prepared, source=None) -> list[Pa
 
 def check_outputs(task, output: Path, prepared: Prepared, *, overwrite: bool, source=None) -> list[Path]:
     """The files a prediction will write to ``output``, after checking the suffix and overwriting."""
-    suffixes = tuple(getattr(task, "output_suffixes", ()) or ())
-    if suffixes and not output.name.lower().endswith(suffixes):
-        raise UserError(f"--output {output}: expected a file name ending in {' or '.join(suffixes)}")
+    check_suffix(task, output)
     files = output_files(task, output, prepared, source if isinstance(source, (str, Path)) else None)
     if not overwrite:
         for f in files:

@@ -227,8 +227,6 @@ def predict_many(predictor, inputs: Iterable[str | Path], output: str | Path, *,
     ``output`` is a folder (outputs mirror the inputs' paths below their common root), or with
     ``single_output=True`` and one input, the output file itself.
     """
-    from .api import check_outputs, write_outputs
-
     task, prepared = predictor.task, predictor.prepared
     items = expand_inputs(task, inputs)
     usable = [i.path for i in items if i.error is None]
@@ -250,7 +248,7 @@ def predict_many(predictor, inputs: Iterable[str | Path], output: str | Path, *,
         for item in items:
             with deferred_sync():  # outputs and sidecars: atomic renames, synced once per SYNC_EVERY inputs
                 result = _one(predictor, task, prepared, item, root, output, out_dir, base, overwrite, hash_paths,
-                              single_output, check_outputs, write_outputs)
+                              single_output)
             since_sync += 1
             if since_sync >= SYNC_EVERY:
                 os.sync()
@@ -285,7 +283,9 @@ def _progress(total: int, enabled: bool | None):
 
 
 def _one(predictor, task, prepared, item: InputItem, root, output, out_dir, base, overwrite, hash_paths,
-         single_output, check_outputs, write_outputs) -> ItemResult:
+         single_output) -> ItemResult:
+    from .api import check_suffix, output_files, write_outputs
+
     shown = hashlib.sha256(str(item.path.resolve()).encode()).hexdigest()[:16] if hash_paths else str(item.path)
     result = ItemResult(input=shown)
     t0 = time.perf_counter()
@@ -295,8 +295,6 @@ def _one(predictor, task, prepared, item: InputItem, root, output, out_dir, base
             raise UserError(item.error)
         result.sha256 = input_sha256(item.path)
         target = output if single_output else output_for(task, item.path, root, out_dir)
-        from .api import output_files
-
         files = output_files(task, target, prepared, item.path)
         existing = [f for f in files if f.exists()]
         if existing and not overwrite:
@@ -305,7 +303,7 @@ def _one(predictor, task, prepared, item: InputItem, root, output, out_dir, base
                 result.status, result.outputs = "skipped", [str(f) for f in files]
                 return result
             raise UserError(f"{existing[0]}: already exists from another model or input; pass --overwrite")
-        check_outputs(task, target, prepared, overwrite=True, source=item.path)
+        check_suffix(task, target)
         prediction = predictor.predict(item.path)
         written = write_outputs(task, prediction, target, prepared, files, source=item.path)
         seconds = time.perf_counter() - t0
@@ -321,6 +319,19 @@ def _one(predictor, task, prepared, item: InputItem, root, output, out_dir, base
         result.status, result.error, result.error_type = "failed", f"{type(exc).__name__}: {first}", type(exc).__name__
     finally:
         result.seconds = round(time.perf_counter() - t0, 4)
+    return result
+
+
+def predict_one(predictor, source: str | Path, output: str | Path, *, overwrite: bool = False,
+                hash_paths: bool = False) -> ItemResult:
+    """Predict one input into the output file ``output`` (with sidecars); a failure is raised, not recorded."""
+    from .api import check_suffix
+
+    check_suffix(predictor.task, Path(output))
+    (result,) = predict_many(predictor, [source], output, overwrite=overwrite, hash_paths=hash_paths,
+                             progress=False, single_output=True)
+    if result.status == "failed":
+        raise UserError(result.error) if result.error_type == "UserError" else RuntimeError(result.error)
     return result
 
 

@@ -205,13 +205,9 @@ def _cmd_predict(args) -> int:
                         "(or a folder, for several inputs)")
     single = one and (not suffixes or output.name.lower().endswith(suffixes))
     if single:
-        from .batch import predict_many
+        from .batch import predict_one
 
-        api.check_outputs(predictor.task, output, predictor.prepared, overwrite=True)
-        (r,) = predict_many(predictor, args.input, output, overwrite=args.overwrite, hash_paths=args.hash_paths,
-                            progress=False, single_output=True)
-        if r.status == "failed":
-            raise UserError(r.error) if r.error_type == "UserError" else RuntimeError(r.error)
+        r = predict_one(predictor, args.input[0], output, overwrite=args.overwrite, hash_paths=args.hash_paths)
         for path in r.outputs:
             print(f"{'already done (same model and input)' if r.status == 'skipped' else 'wrote'} {path}")
         return 0
