@@ -25,9 +25,9 @@ def _timed(fn):
 
 def run(quick: bool = False) -> list[dict]:
     from sigplex.core.config import resolve_config
+    from sigplex.plugins.speech_sep.config import SeparationConfig
     from sigplex.plugins.speech_sep.long_audio import separate_long
     from sigplex.plugins.speech_sep.mossformer2 import MossFormer2
-    from sigplex.plugins.speech_sep.config import SeparationConfig
     from sigplex.plugins.speech_sep.task import SeparationTask
 
     torch.set_num_threads(1)

@@ -89,8 +89,8 @@ def run(quick: bool = False) -> list[dict]:
 
     from sigplex.datasets.ofdm import Conditions, generate, to_item
     from sigplex.plugins.ofdm_chest.baselines import BASELINES
-    from sigplex.plugins.ofdm_chest.pretrained import load_pretrained
     from sigplex.plugins.ofdm_chest.metrics import nmse_db, to_complex
+    from sigplex.plugins.ofdm_chest.pretrained import load_pretrained
 
     note = "ours_s/peer_s are NMSE in dB (lower is better), not seconds; gain_db = peer - ours"
     if not WEIGHTS.is_file():

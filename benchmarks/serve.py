@@ -9,7 +9,6 @@ memory at the last request against request 100 (goal ≤ 1.1). ``ours_s`` is the
 from __future__ import annotations
 
 import concurrent.futures
-import io
 import os
 import socket
 import subprocess

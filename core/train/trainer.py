@@ -23,8 +23,8 @@ from ..card import machine, write_card
 from ..compat import V1TaskAdapter, prepare
 from ..config import config_to_yaml
 from ..errors import UserError
-from ..fileio import atomic_write_text
 from ..figures import metric_curves
+from ..fileio import atomic_write_text
 from ..task import CONTRACT_VERSION, save_state
 from ..weights import load_base_weights
 from . import checkpoint as ckpt

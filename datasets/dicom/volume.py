@@ -18,8 +18,8 @@ import numpy as np
 
 from sigplex.core.errors import UserError
 
-from .geometry import stack_affine
 from .files import import_pydicom
+from .geometry import stack_affine
 from .series import Series
 
 

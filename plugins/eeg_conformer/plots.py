@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sigplex.core.fileio import atomic_write_text
 from sigplex.core.figures import figure
+from sigplex.core.fileio import atomic_write_text
 
 
 def write_channel_attention(weights: np.ndarray, channels: list[str], sfreq: float, folder: Path) -> list[Path]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from sigplex.core.fileio import atomic_path
 from sigplex.core.figures import figure
+from sigplex.core.fileio import atomic_path
 
 LABELS = {"model": "model", "ls": "LS + linear", "lmmse": "LMMSE (fixed cov.)", "genie": "genie LMMSE"}
 

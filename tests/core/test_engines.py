@@ -31,7 +31,8 @@ def test_onnxruntime_engine_matches_torch(tmp_path):
     from sigplex.core.engines import OnnxModel
 
     run = tmp_path / "run"
-    assert run_cli("train", "--plugin", "example", "--max-steps", 3, "--out", run, "--set", "model.channels=4").returncode == 0
+    trained = run_cli("train", "--plugin", "example", "--max-steps", 3, "--out", run, "--set", "model.channels=4")
+    assert trained.returncode == 0
     x = np.random.default_rng(0).normal(size=(20, 96)).astype(np.float32)  # batch 20, another length than export's
     torch_out = sp.load_run(run).predict(x)
     ort = sp.load_run(run, engine="onnxruntime")

@@ -208,7 +208,8 @@ def test_predict_matches_series_by_name(run, tmp_path):
 
 def test_eval_batch_size_null_uses_the_batch_size(tmp_path):
     out = tmp_path / "run"
-    res = run_cli("train", "--plugin", "ts_forecast", "--max-steps", 2, "--out", out, "--set", "trainer.eval_batch_size=null",
+    res = run_cli("train", "--plugin", "ts_forecast", "--max-steps", 2, "--out", out,
+                  "--set", "trainer.eval_batch_size=null",
                   "--set", "data.synthetic_rows=1000", "--set", "model.d_model=16", "--set", "model.n_heads=2",
                   "--set", "trainer.progress=none", "--set", "trainer.tensorboard=false")
     assert res.returncode == 0, res.stderr
