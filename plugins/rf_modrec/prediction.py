@@ -1,0 +1,75 @@
+"""Prediction I/O: IQ frames from ``.npy``, HDF5 or RadioML pickles (or arrays), and the per-frame CSV.
+
+A ``.npy`` holds ``[N, 2, L]`` or ``[N, L, 2]`` float frames (one frame ``[2, L]`` also works); an
+``.h5``/``.hdf5`` file needs only ``X`` (RadioML 2018 layout) and a RadioML 2016 pickle is read
+through the restricted unpickler. Labels and SNRs in the file, if any, go into the CSV beside the
+prediction. Frames are scaled to unit power as in training (``data.normalize``).
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from sigplex.core.errors import UserError
+
+from .data import unit_power
+
+SUFFIXES = (".npy", ".h5", ".hdf5", ".pkl", ".pickle", ".dat")
+
+
+def read_inputs(inputs, d, n_samples: int | None) -> dict:
+    """``{"x": [N, 2, L] float32, "snr": [N] or None, "label": list or None, "source": str}``."""
+    from sigplex.datasets.rf.radioml import HDF5_SUFFIXES, as_channels_first, read_radioml2016, read_radioml2018
+
+    snr = label = None
+    if isinstance(inputs, (str, Path)):
+        path = Path(inputs)
+        source, suffix = str(path), path.suffix.lower()
+        if not path.is_file():
+            raise UserError(f"{path}: no such file")
+        if suffix == ".npy":
+            try:
+                arr = np.load(path, allow_pickle=False)
+            except (ValueError, OSError) as exc:
+                raise UserError(f"{path}: not a readable .npy file of IQ frames ({exc})") from None
+            x = as_channels_first(arr[None] if arr.ndim == 2 else arr, str(path))
+        elif suffix in HDF5_SUFFIXES:
+            f = read_radioml2018(path, labels=False)
+            x = f.x
+        elif suffix in SUFFIXES:
+            f = read_radioml2016(path)
+            x, snr, label = f.x, f.snr, [f.classes[k] for k in f.y]
+        else:
+            raise UserError(f"{path}: expected IQ frames in one of {', '.join(SUFFIXES)}")
+    else:
+        source = "<array>"
+        arr = np.asarray(inputs.detach().cpu() if hasattr(inputs, "detach") else inputs)
+        x = as_channels_first(arr[None] if arr.ndim == 2 else arr, "input")
+    if len(x) == 0:
+        raise UserError(f"{source}: holds no frames")
+    if n_samples is not None and x.shape[2] != n_samples:
+        raise UserError(f"{source}: frames have {x.shape[2]} samples; this model takes {n_samples}")
+    if not np.isfinite(x).all():
+        raise UserError(f"{source}: NaN or infinite values in the IQ frames")
+    return {"x": unit_power(x) if d.normalize else x, "snr": snr, "label": label, "source": source}
+
+
+def to_csv(prediction: dict) -> str:
+    """One row per frame: ``frame[, snr_db, label], predicted, confidence, p_<class>...``."""
+    probs, classes = prediction["probabilities"], prediction["classes"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    has_snr, has_label = prediction.get("snr") is not None, prediction.get("label") is not None
+    w.writerow(["frame"] + ["snr_db"] * has_snr + ["label"] * has_label + ["predicted", "confidence"]
+               + [f"p_{c}" for c in classes])
+    for i, p in enumerate(probs):
+        k = int(np.argmax(p))
+        known = ([f"{prediction['snr'][i]:g}"] if has_snr else []) + ([prediction["label"][i]] if has_label else [])
+        w.writerow([i] + known + [classes[k], f"{p[k]:.4f}"] + [f"{v:.4f}" for v in p])
+    return buf.getvalue()
+
+
+__all__ = ["SUFFIXES", "read_inputs", "to_csv"]
