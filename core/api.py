@@ -22,7 +22,7 @@ from .plugins import PluginManager, get_plugin_manager
 from .task import Prepared, load_state
 from .weights import load_base_weights, load_state_strict
 
-__all__ = ["RunDir", "fit", "load_task", "load_run", "load_pretrained", "load_predictor", "evaluate", "predict", "export",
+__all__ = ["RunDir", "fit", "load_task", "load_run", "load_pretrained", "load_weights", "load_predictor", "evaluate", "predict", "export",
            "cross_validate", "as_overrides", "Predictor", "load_base_weights", "load_state_strict"]
 
 
@@ -72,17 +72,25 @@ def as_overrides(overrides) -> list[str]:
 
 
 def load_task(plugin: str, task: str | None = None, *, config=None, overrides=None, pm: PluginManager | None = None,
-              override_label: str = "overrides", v1: bool = False):
+              override_label: str = "overrides", v1: bool = False, weights: str | Path | None = None):
     """``(spec, task, config)``: a plugin's task, built, and its resolved config.
 
     ``config`` is a YAML path, a preset name or a dict; ``overrides`` dotted ``key=value`` items.
+    ``weights``, a bare weights file the model will load, adds the settings it implies (the task's
+    ``weights_config`` hook) just above the task's defaults.
     """
+    from .config import deep_merge
+    from .weights import implied_settings
+
     pm = pm or get_plugin_manager()
     spec = pm.task(plugin, task)
     task_obj = spec.load()
     if v1 and not isinstance(task_obj, V1TaskAdapter):
         task_obj = V1TaskAdapter(task_obj)
-    cfg = resolve_config(task_obj.config_class, base=dict(getattr(task_obj, "defaults", {}) or {}), config=config,
+    base = dict(getattr(task_obj, "defaults", {}) or {})
+    if weights is not None:
+        base = deep_merge(base, implied_settings(task_obj, weights))
+    cfg = resolve_config(task_obj.config_class, base=base, config=config,
                          presets=dict(task_obj.presets), overrides=as_overrides(overrides),
                          override_label=override_label)
     return spec, task_obj, cfg
@@ -138,15 +146,15 @@ def fit(plugin: str, *, task: str | None = None, data: str | Path | None = None,
                           init_from=info.get("init_from"), run_info=info)
         trainer.fit(data=data if data is not None else info.get("data"), resume=True)
         return run
+    if init_from is not None and not Path(init_from).exists():
+        raise UserError(f"--init-from {init_from}: no such run directory or weights file")
     spec, task_obj, cfg = load_task(plugin, task, config=config, overrides=overrides, pm=pm,
-                                    override_label=override_label)
+                                    override_label=override_label, weights=init_from)
     run_path = Path(out) if out is not None else default_run_dir(plugin, spec.name)
     if not _reusable(run_path):
         raise UserError(f"--out {run_path}: already exists and is not empty; use --resume to continue it")
     if data is not None and not Path(data).exists():
         raise UserError(f"--data {data}: no such file or folder")
-    if init_from is not None and not Path(init_from).exists():
-        raise UserError(f"--init-from {init_from}: no such run directory or weights file")
     if distill_from is not None and not Path(distill_from).exists():
         raise UserError(f"--distill-from {distill_from}: no such run directory or weights file")
     info = {"plugin": plugin, "task": spec.name, "data": str(Path(data).resolve()) if data else None,
@@ -293,6 +301,30 @@ def load_pretrained(plugin: str, task: str | None = None, *, device: str = "cpu"
     return _with_engine(predictor, engine)
 
 
+def load_weights(path: str | Path, plugin: str | None, task: str | None = None, *, config=None, overrides=None,
+                 device: str = "cpu", pm: PluginManager | None = None, engine: str = "torch") -> Predictor:
+    """A :class:`Predictor` on a bare weights file (``--checkpoint model.pt``), with no run directory.
+
+    Its config is the task's defaults, plus what the file implies (the task's ``weights_config``
+    hook: speech_sep recognises ClearerVoice-Studio checkpoints), plus ``config`` (a preset or YAML)
+    and ``overrides`` (any ``model.*``/``data.*`` setting). No state was fitted: tasks whose
+    predictions need a run's fitted state (scalers, channel lists) say so in their error.
+    """
+    from .train.trainer import resolve_device
+
+    if plugin is None:
+        raise UserError(f"--checkpoint {path}: a bare weights file does not name its plugin; add --plugin NAME")
+    spec, task_obj, cfg = load_task(plugin, task, config=config, overrides=overrides, pm=pm, override_label="--set",
+                                    weights=path)
+    prepared = Prepared(config=cfg, state={})
+    model = task_obj.build_model(cfg)
+    task_obj.prepare_model(model, prepared)
+    load_base_weights(task_obj, model, path, what="--checkpoint")
+    model.to(resolve_device(device)).eval()
+    predictor = Predictor(task_obj, prepared, model, None, Path(path), plugin=plugin, source=f"weights:{Path(path).name}")
+    return _with_engine(predictor, engine)
+
+
 def _with_engine(predictor: Predictor, engine: str) -> Predictor:
     """Swap the torch module for an ONNX Runtime session (exporting ``RUN/export/model.onnx`` if needed)."""
     from .engines import ENGINES, OnnxModel
@@ -306,7 +338,7 @@ def _with_engine(predictor: Predictor, engine: str) -> Predictor:
         path = predictor.run.path / "export" / "model.onnx"
         if not path.is_file():
             export_predictor(predictor, "onnx", path)
-    else:  # shipped weights: export to a private temporary folder, never into the package
+    else:  # shipped or bare weights: export to a private temporary folder, never into the package
         import tempfile
 
         path = Path(tempfile.mkdtemp(prefix="sigplex-ort-")) / "model.onnx"
@@ -320,15 +352,23 @@ def evaluate(checkpoint: str | Path, *, data: str | Path | None = None, plugin: 
              task: str | None = None, split: str = "test", overrides=None, device: str = "cpu",
              pm: PluginManager | None = None) -> dict[str, float]:
     """Evaluate a run on its test split, or on all of ``data`` with the run's fitted state."""
-    data_overrides = as_overrides(overrides)
-    predictor = load_run(checkpoint, plugin=plugin, task=task, overrides=data_overrides, device=device, pm=pm)
+    predictor = load_predictor(checkpoint, plugin=plugin, task=task, overrides=as_overrides(overrides), device=device,
+                               pm=pm)
     return predictor.evaluate(data, split=split)
 
 
 def load_predictor(checkpoint: str | Path | None, *, plugin: str | None = None, task: str | None = None,
-                   overrides=None, device: str = "cpu", engine: str = "torch", pm: PluginManager | None = None
-                   ) -> Predictor:
-    """A run's model (``checkpoint``), or the task's shipped weights when ``checkpoint`` is None."""
+                   overrides=None, device: str = "cpu", engine: str = "torch", pm: PluginManager | None = None,
+                   config=None) -> Predictor:
+    """A run's model (``checkpoint`` a run directory or checkpoint folder), a bare weights file's (see
+    :func:`load_weights`; ``config`` applies to it only), or the task's shipped weights when ``checkpoint`` is None."""
+    from .weights import is_weights_file
+
+    if checkpoint is not None and is_weights_file(checkpoint):
+        return load_weights(checkpoint, plugin, task, config=config, overrides=overrides, device=device, pm=pm,
+                            engine=engine)
+    if config is not None:
+        raise UserError(f"--config {config}: only a bare weights file takes a config; a run keeps its own")
     if checkpoint is not None:
         return load_run(checkpoint, plugin=plugin, task=task, overrides=overrides, device=device, engine=engine, pm=pm)
     if plugin is None:

@@ -56,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="evaluate a trained run", parents=[common])
     task_args(ev, required=False)
-    ev.add_argument("--checkpoint", required=True, help="run dir (its best checkpoint) or a checkpoint folder")
+    ev.add_argument("--checkpoint", required=True,
+                    help="run dir (its best checkpoint), a checkpoint folder, or a bare weights file (with --plugin)")
     ev.add_argument("--data", help="labelled data to evaluate on, all of it (default: the run's test split)")
     set_arg(ev, "data.fill=ffill")
     ev.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
@@ -64,7 +65,9 @@ def _parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="run a trained model on new input", parents=[common])
     task_args(pr, required=False)
-    pr.add_argument("--checkpoint", help="run dir or checkpoint folder (default: the task's shipped weights)")
+    pr.add_argument("--checkpoint", help="run dir, checkpoint folder or bare weights file (default: the task's "
+                                         "shipped weights)")
+    pr.add_argument("--config", help="with a bare weights file: YAML file or preset name for the model")
     pr.add_argument("--input", required=True, nargs="+", metavar="PATH",
                     help="one or more files, folders, quoted globs or manifests (*.manifest.txt, or a CSV whose "
                          "first column is 'path')")
@@ -193,9 +196,12 @@ def _cmd_predict(args) -> int:
     from .batch import exit_code, expand_inputs
 
     predictor = api.load_predictor(args.checkpoint, plugin=args.plugin, task=args.task, overrides=args.overrides,
-                                   device=args.device, engine=args.engine)
-    if predictor.run is None:
+                                   device=args.device, engine=args.engine, config=args.config)
+    if predictor.run is None and args.checkpoint is None:
         print(f"using the shipped weights {predictor.source} (no --checkpoint given)", file=sys.stderr)
+    elif predictor.run is None:
+        print(f"using the weights file {args.checkpoint} with the {predictor.plugin} task's config "
+              f"(model {getattr(predictor.config.model, 'name', '?')})", file=sys.stderr)
     output = Path(args.output)
     items = expand_inputs(predictor.task, args.input)
     suffixes = tuple(getattr(predictor.task, "output_suffixes", ()) or ())

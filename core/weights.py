@@ -48,3 +48,34 @@ def _few(keys: list, n: int = 3) -> str:
         return "none"
     more = f" and {len(keys) - n} more" if len(keys) > n else ""
     return ", ".join(keys[:n]) + more
+
+
+def is_weights_file(path: str | Path) -> bool:
+    """Whether ``path`` is a bare weights file, not a run directory or a file inside a run's checkpoint folder."""
+    from .train.checkpoint import CHECKPOINTS
+
+    p = Path(path)
+    if not p.is_file():
+        return False
+    in_run = p.parent.parent.name == CHECKPOINTS and (p.parent.parent.parent / "run.json").is_file()
+    return not in_run and not (p.name == "model.safetensors" and (p.parent / "meta.json").is_file())
+
+
+def implied_settings(task, source: str | Path) -> dict:
+    """The config a bare weights file implies (a nested dict), from the task's ``weights_config`` hook.
+
+    A task that recognises foreign checkpoint layouts (speech_sep: ClearerVoice-Studio's MossFormer2_SS)
+    returns the model settings that fit them, so ``--init-from``/``--checkpoint FILE`` need no
+    ``--set model.*``. It sits just above the task's defaults: the user's ``--config`` and ``--set``
+    still win.
+    """
+    from .config import set_dotted
+    from .fileio import load_weights_file
+
+    hook = getattr(task, "weights_config", None)
+    if hook is None or not is_weights_file(source):
+        return {}
+    tree: dict = {}
+    for key, value in (hook(load_weights_file(source), source=str(source)) or {}).items():
+        set_dotted(tree, key.split("."), value)
+    return tree

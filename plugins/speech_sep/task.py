@@ -22,8 +22,8 @@ from sigplex.core.models import create_model
 from sigplex.core.task import Prepared, Task
 from sigplex.datasets.audio import SeparationDataset, write_audio
 
-from .clearvoice_weights import load_weights
-from .config import PRESETS, SeparationConfig
+from .clearvoice_weights import checkpoint_sizes, is_clearvoice, load_weights
+from .config import CLEARVOICE, PRESETS, SeparationConfig
 from .long_audio import separate as separate_chunked
 from .losses import PITLossWrapper, pairwise_neg_sisdr, perceptual_metrics, reorder, separation_metrics
 from .mixtures import embedded_splits, evaluation_examples, folder_splits
@@ -127,6 +127,17 @@ class SeparationTask(Task):
         """Weights files for ``--init-from`` and shipped weights: ours as they are, ClearerVoice-Studio
         MossFormer2_SS checkpoints recognised by their names and mapped (:mod:`.clearvoice_weights`)."""
         load_weights(model, weights, source)
+
+    def weights_config(self, weights, source):
+        """The settings a bare weights file implies: for a ClearerVoice-Studio MossFormer2_SS checkpoint their
+        network's form at its sizes (read from the tensors), and 16 kHz when the file's path says ``16k``
+        (``MossFormer2_SS_16K/...``), else 8 kHz; nothing for our own layout. ``--config``/``--set`` win."""
+        if not is_clearvoice(weights):
+            return {}
+        implied = {f"model.{k}": v for k, v in CLEARVOICE["model"].items()}
+        implied.update({f"model.{k}": v for k, v in checkpoint_sizes(weights).items()})
+        implied["data.sample_rate"] = 16000 if "16k" in str(source).lower() else 8000
+        return implied
 
     def example_input(self, prepared):
         return torch.randn(1, self.sample_rate(prepared))

@@ -122,3 +122,39 @@ def test_init_from_a_run_starts_from_its_weights(tmp_path):
     bad = run_cli("train", "--plugin", "example", "--init-from", base.path, "--out", tmp_path / "x",
                   "--set", "model.channels=16")
     assert bad.returncode == 2 and "do not fit the model" in bad.stderr
+
+
+def test_a_bare_weights_file_predicts_and_evaluates_with_the_task_config(tmp_path):
+    """--checkpoint model.safetensors (no run directory): task defaults + --config/--set model.* build the model."""
+    from safetensors.torch import save_file
+
+    import sigplex.core as sp
+    from sigplex.core.train import checkpoint as ckpt
+
+    run = sp.fit("example", out=tmp_path / "run", max_steps=5, overrides={"model.channels": 8})
+    weights, _ = ckpt.load_checkpoint_weights(ckpt.pick_checkpoint(run.path))
+    save_file(weights, str(tmp_path / "denoiser.safetensors"))
+    x = np.random.default_rng(0).normal(size=(128,)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+
+    out = run_cli("predict", "--plugin", "example", "--checkpoint", tmp_path / "denoiser.safetensors",
+                  "--set", "model.channels=8", "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy")
+    assert out.returncode == 0, out.stderr
+    assert "using the weights file" in out.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), sp.load_run(run).predict(x), atol=1e-6)
+    (tmp_path / "c.yaml").write_text("model:\n  channels: 8\n")
+    metrics = json.loads(run_cli("evaluate", "--plugin", "example", "--checkpoint", tmp_path / "denoiser.safetensors",
+                                 "--set", "model.channels=8", "--json").stdout)
+    assert metrics == pytest.approx(sp.load_run(run).evaluate(), rel=1e-5)
+    assert sp.load_predictor(tmp_path / "denoiser.safetensors", plugin="example",
+                             config=tmp_path / "c.yaml").config.model.channels == 8
+
+    for args, needle in [([], "weights do not fit the model"),  # default channels: a one-line mismatch
+                         (["--set", "model.channels=8", "--config", "x.yaml", "--checkpoint", run.path],
+                          "only a bare weights file takes a config")]:
+        bad = run_cli("predict", "--plugin", "example", "--checkpoint", tmp_path / "denoiser.safetensors", *args,
+                      "--input", tmp_path / "x.npy", "--output", tmp_path / "z.npy")
+        assert bad.returncode == 2 and needle in bad.stderr and len(bad.stderr.strip().splitlines()) <= 2, bad.stderr
+    no_plugin = run_cli("predict", "--checkpoint", tmp_path / "denoiser.safetensors", "--input", tmp_path / "x.npy",
+                        "--output", tmp_path / "z.npy")
+    assert no_plugin.returncode == 2 and "add --plugin NAME" in no_plugin.stderr

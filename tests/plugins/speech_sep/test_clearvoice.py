@@ -134,20 +134,20 @@ def test_our_own_weights_still_load_strictly_through_the_task():
 
 
 def test_the_documented_route_separates_a_file_with_a_clearvoice_checkpoint(tmp_path):
-    """docs/plugins/speech_sep.md: a bare weights file + task defaults + preset + model.* overrides -> predict."""
+    """docs/plugins/speech_sep.md: `platform predict --plugin speech_sep --checkpoint MossFormer2_SS_16K/
+    last_best_checkpoint.pt`: the bare file's layout, sizes and rate are recognised (no --config, no --set)."""
     import numpy as np
     import soundfile as sf
 
     from sigplex.core import api
-    from sigplex.core.task import Prepared
 
     net = their_network(dim=64, layers=3)
-    torch.save({"model": net.state_dict()}, tmp_path / "last_best_checkpoint.pt")
-    _, task, cfg = api.load_task("speech_sep", config="clearvoice-16k", overrides=[f"{k}={v}" for k, v in SMALL.items()])
-    model = task.build_model(cfg).eval()
-    load_base_weights(task, model, tmp_path / "last_best_checkpoint.pt")
-    predictor = api.Predictor(task, Prepared(cfg, state={"sample_rate": cfg.data.sample_rate}), model,
-                              plugin="speech_sep", source="MossFormer2_SS_16K")
+    (tmp_path / "MossFormer2_SS_16K").mkdir()
+    weights = tmp_path / "MossFormer2_SS_16K" / "last_best_checkpoint.pt"
+    torch.save({"model": net.state_dict()}, weights)
+    predictor = api.load_predictor(weights, plugin="speech_sep")
+    model = predictor.config.model
+    assert (model.variant, model.dim, model.num_layers, predictor.config.data.sample_rate) == ("clearvoice", 64, 3, 16000)
     mix = (0.1 * np.random.default_rng(0).standard_normal(16000 + 16 + 8 * 40)).astype(np.float32)
     sf.write(tmp_path / "mix.wav", mix, 16000, subtype="FLOAT")
     written = api.predict_with(predictor, tmp_path / "mix.wav", tmp_path / "out" / "mix.wav")
@@ -156,6 +156,9 @@ def test_the_documented_route_separates_a_file_with_a_clearvoice_checkpoint(tmp_
     for k, path in enumerate(written):
         wav, rate = sf.read(path, dtype="float32")
         assert rate == 16000 and np.abs(wav - theirs[k]).max() < 1e-4
+    # the user's settings win over what the file implies: at 8 kHz the same weights run at that rate
+    assert api.load_predictor(weights, plugin="speech_sep", config="clearvoice-8k",
+                              overrides=["model.dim=64", "model.num_layers=3"]).config.data.sample_rate == 8000
 
 
 @pytest.mark.slow
