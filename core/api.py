@@ -22,7 +22,8 @@ from .plugins import PluginManager, get_plugin_manager
 from .task import Prepared, load_state
 from .weights import load_base_weights, load_state_strict
 
-__all__ = ["RunDir", "fit", "load_task", "load_run", "load_pretrained", "load_weights", "load_predictor", "evaluate", "predict", "export",
+__all__ = ["RunDir", "fit", "load_task", "load_run", "load_pretrained", "load_weights", "load_predictor", "evaluate",
+           "predict", "export",
            "cross_validate", "as_overrides", "Predictor", "load_base_weights", "load_state_strict"]
 
 
