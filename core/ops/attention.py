@@ -38,8 +38,13 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 _FUSED = os.environ.get("SIGPLEX_FUSED_ATTN", "1").strip().lower() not in {"0", "false", "no", "off"}
+# MultiHeadAttention inference takes torch's native fused MHA kernel up to this many tokens x heads (CPU):
+# measured on 2 cores (benchmarks/mha.py), it beats SDPA there (B32 T63 H10: 1.08 vs 0.90 of the peer's time),
+# and SDPA wins above (B32 T128 H16: 1.61 vs 0.96; B8 T256 H8: 1.33 vs 1.04)
+NATIVE_MAX_TOKENS_X_HEADS = 1024
 
 
 def fused_attention_enabled() -> bool:
@@ -132,6 +137,13 @@ class MultiHeadAttention(nn.Module):
 
     Parameter names (``qkv``, ``proj``) are where LoRA adapters attach.
 
+    Small-shape inference (no grad, plain self-attention, ``tokens x heads <= 1024``, CPU)
+    dispatches to PyTorch's fused native multi-head-attention kernel, the one
+    ``torch.nn.MultiheadAttention`` takes in eval mode: at head widths of 4-16 SDPA's blocked
+    kernel spends its time on per-block overhead. Everything else -- training, masks, biases,
+    cross-attention, adapters' hooks, tracing/export -- goes through :func:`attention` (SDPA).
+    ``benchmarks/mha.py`` measures both against the peer.
+
     >>> import torch
     >>> ref = torch.nn.MultiheadAttention(16, 2, batch_first=True)
     >>> ours = MultiHeadAttention.from_torch(ref)
@@ -168,11 +180,40 @@ class MultiHeadAttention(nn.Module):
                 out.proj.bias.copy_(mha.out_proj.bias)
         return out.to(mha.in_proj_weight.device, mha.in_proj_weight.dtype)
 
+    def _native_ok(self, x) -> bool:
+        """Whether this call may take the fused native kernel (see the class docstring)."""
+        if (not _FUSED or x.dim() != 3 or x.device.type != "cpu" or x.dtype != torch.float32
+                or x.shape[1] * self.num_heads > NATIVE_MAX_TOKENS_X_HEADS or (self.training and self.dropout > 0)):
+            return False
+        if torch.is_grad_enabled() and (x.requires_grad or self.qkv.weight.requires_grad or self.proj.weight.requires_grad
+                                        or any(p is not None and p.requires_grad for p in (self.qkv.bias, self.proj.bias))):
+            return False
+        if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling():
+            return False
+        hooked = any(m._forward_hooks or m._forward_pre_hooks for m in (self, self.qkv, self.proj))
+        return not hooked and type(self.qkv) is nn.Linear and type(self.proj) is nn.Linear \
+            and _get_current_dispatch_mode() is None
+
+    def _native_forward(self, x):
+        c = self.embed_dim
+        w, b = self.qkv.weight, self.qkv.bias
+        if b is None:
+            b = torch.zeros(3 * c, dtype=x.dtype)
+        if self.scale is not None:  # the kernel scales q by 1/sqrt(head_dim): fold the ratio into q's projection
+            ratio = torch.ones(3 * c, 1, dtype=x.dtype)
+            ratio[:c] = self.scale * self.head_dim ** 0.5
+            w, b = w * ratio, b * ratio[:, 0]
+        pb = self.proj.bias if self.proj.bias is not None else torch.zeros(c, dtype=x.dtype)
+        return torch._native_multi_head_attention(x, x, x, c, self.num_heads, w, b, self.proj.weight, pb,
+                                                  None, False)[0]
+
     def _heads(self, t, parts: int):
         b, n, _ = t.shape
         return t.view(b, n, parts, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
 
     def forward(self, x, context=None, bias=None, mask=None, key_padding_mask=None):
+        if context is None and bias is None and mask is None and key_padding_mask is None and self._native_ok(x):
+            return self._native_forward(x)
         b, n, c = x.shape
         if context is None:
             q, k, v = self._heads(self.qkv(x), 3).unbind(0)

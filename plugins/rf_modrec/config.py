@@ -76,6 +76,6 @@ class ClassifyConfig(TaskConfig):
     model: ModelSection = Field(default_factory=ModelSection)
     data: DataSection = Field(default_factory=DataSection)
     trainer: TrainerConfig = Field(default_factory=lambda: TrainerConfig(
-        max_steps=1200, batch_size=128, eval_batch_size=1024, val_every=300, checkpoint_every=300, log_every=50))
+        max_steps=900, batch_size=128, eval_batch_size=1024, val_every=300, checkpoint_every=300, log_every=50))
     optim: OptimConfig = Field(default_factory=lambda: OptimConfig(lr=2e-3, weight_decay=0.01, schedule="cosine",
                                                                    warmup_steps=50, min_lr_ratio=0.05))

@@ -297,3 +297,66 @@ def test_sdpa_is_the_fused_path(monkeypatch):
     with fused_attention(False):
         attention(q, q, q)
     assert len(calls) == 1
+
+
+def _spy_native(monkeypatch):
+    calls = []
+    real = torch._native_multi_head_attention
+
+    def spy(*a, **kw):
+        calls.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(torch, "_native_multi_head_attention", spy)
+    return calls
+
+
+@pytest.mark.parametrize("bias, scale", [(True, None), (False, None), (True, 40 ** -0.5)])
+def test_mha_small_shape_inference_takes_the_native_kernel_and_equals_sdpa(monkeypatch, bias, scale):
+    """No-grad inference at small shapes goes to torch's fused MHA kernel, with the same result as the SDPA path
+    (a custom scale is folded into q's projection); the EEG-conformer shape, B4 T63 E40 H10."""
+    calls = _spy_native(monkeypatch)
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(40, num_heads=10, bias=bias, scale=scale).eval()
+    with torch.no_grad():
+        for p in mha.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x = rand(4, 63, 40, seed=1)
+    with torch.no_grad():
+        native = mha(x)
+        assert calls == [1]
+        with fused_attention(False):  # the reference math, as SDPA's path would compute it
+            reference = mha(x)
+    assert calls == [1]
+    torch.testing.assert_close(native, reference, **TOL)
+    if scale is None:
+        ref = torch.nn.MultiheadAttention(40, 10, bias=bias, batch_first=True).eval()
+        with torch.no_grad():
+            ref.in_proj_weight.copy_(mha.qkv.weight)
+            ref.out_proj.weight.copy_(mha.proj.weight)
+            if bias:
+                ref.in_proj_bias.copy_(mha.qkv.bias)
+                ref.out_proj.bias.copy_(mha.proj.bias)
+            torch.testing.assert_close(native, ref(x, x, x, need_weights=False)[0], **TOL)
+
+
+def test_mha_native_kernel_is_not_used_where_it_would_change_the_result(monkeypatch):
+    """Grad, masks, cross-attention, long sequences, hooks (adapters) and tracing keep the SDPA path."""
+    import importlib
+
+    A = importlib.import_module("sigplex.core.ops.attention")
+    calls = _spy_native(monkeypatch)
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(16, 2).eval()
+    x = rand(2, 9, 16, seed=1)
+    mha(x)  # grad enabled and parameters require grad: autograd must see the ops
+    with torch.no_grad():
+        mha(x, key_padding_mask=torch.zeros(2, 9, dtype=torch.bool))
+        mha(x, context=rand(2, 5, 16, seed=2))
+        mha(rand(1, A.NATIVE_MAX_TOKENS_X_HEADS // 2 + 1, 16, seed=3))
+        handle = mha.qkv.register_forward_hook(lambda m, i, o: o + 1)
+        hooked = mha(x)
+        handle.remove()
+        assert not torch.allclose(hooked, mha(x))  # the hook's change is in the output
+        torch.jit.trace(mha, (x,), check_trace=False)
+    assert calls == [1]  # only the plain mha(x) after the hook was removed
