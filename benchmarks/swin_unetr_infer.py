@@ -1,12 +1,15 @@
 """Swin UNETR inference: sigplex vs MONAI 1.6.1 (default path and ``use_flash_attention=True``).
 
 Same weights, fp32, eval + no_grad, 2 threads, input (1, 4, S, S, S) with S = 64 and 96
-(``--quick``: 64 only), feature_size 24. Ratio = MONAI time / sigplex time.
+(``--quick``: 64 only), feature_size 24. Ratio = MONAI time / sigplex time. ``gflop`` is one
+forward of ours counted by ``benchmarks/_flops.py`` (convolutions by hand: FlopCounterMode misses
+oneDNN's conv3d), ``fraction_of_peak`` its GFLOP/s over an N=2048 fp32 matmul measured in the same run.
 """
 from __future__ import annotations
 
 import torch
 
+from benchmarks._flops import count_flops, fraction_of_peak, matmul_peak_gflops
 from benchmarks._timing import median_times_interleaved, row
 
 
@@ -23,6 +26,7 @@ def run(quick: bool = False) -> list[dict]:
     ours = SwinUNETR(in_channels=4, out_channels=3, feature_size=24).eval()
     ours.load_state_dict(monai_default.state_dict(), strict=True)
     rows = []
+    peak = matmul_peak_gflops()
     for size in (64,) if quick else (64, 96):
         x = torch.randn(1, 4, size, size, size)
         with torch.no_grad():
@@ -31,8 +35,12 @@ def run(quick: bool = False) -> list[dict]:
                 {"ours": lambda: ours(x), "default": lambda: monai_default(x), "flash": lambda: monai_flash(x)},
                 repeat=3 if quick else 5)
         shape = f"1x4x{size}^3"
+        flops = count_flops(ours, x)
         rows.append(row("swin_unetr_infer", t["ours"], "monai SwinUNETR", t["default"], input=shape,
-                        feature_size=24, max_abs_diff=float(f"{diff:.2e}")))
+                        feature_size=24, max_abs_diff=float(f"{diff:.2e}"), gflop=round(flops["flops"] / 1e9, 2),
+                        gflop_conv=round(flops["flops_conv_hooks"] / 1e9, 2),
+                        gflop_flopcountermode=round(flops["flops_dispatcher_total"] / 1e9, 2),
+                        peak_gflops=round(peak, 1), fraction_of_peak=fraction_of_peak(flops["flops"], t["ours"], peak)))
         rows.append(row("swin_unetr_infer", t["ours"], "monai SwinUNETR use_flash_attention", t["flash"],
                         input=shape, feature_size=24))
     return rows

@@ -42,3 +42,32 @@ def test_one_benchmark_updates_only_its_own_section(harness, tmp_path):
     assert text.count("## a") == 1 and text.count("## b") == 1
     assert "| 1.0 | p | 2.0 | 2.0 |" in text.split("## b")[0]  # a untouched
     assert "| 1.0 | p | 5.0 | 5.0 |" in text.split("## b")[1] and "3.0 | 3.0" not in text
+
+
+def test_flop_counter_matches_a_hand_count_where_the_dispatcher_misses_convolutions(harness):
+    """benchmarks/_flops.py: conv/Linear counted from the shapes each call saw (hooks), the rest by FlopCounterMode;
+    hand counts of a small net with a Conv3d, a ConvTranspose3d, a Linear and an attention product."""
+    import torch
+
+    flops = importlib.import_module("benchmarks._flops")
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv3d(2, 4, 3, padding=1, groups=2)
+            self.up = torch.nn.ConvTranspose3d(4, 3, 2, stride=2)
+            self.fc = torch.nn.Linear(6, 5)
+
+        def forward(self, x):
+            y = self.up(self.conv(x))                      # [1, 3, 8, 8, 6]
+            t = self.fc(y.flatten(2, 3))                   # [1, 3, 64, 5]
+            return t @ t.transpose(-1, -2)                  # [1, 3, 64, 64]
+
+    counts = flops.count_flops(Net(), torch.randn(1, 2, 4, 4, 3))
+    conv = 2 * (4 * 4 * 4 * 3) * (2 // 2) * 27          # output elements x in-channels per group x kernel
+    up = 2 * (4 * 4 * 4 * 3) * 3 * 8                     # input elements x out-channels x kernel
+    fc = 2 * (3 * 64 * 5) * 6
+    attn = 2 * 3 * 64 * 64 * 5
+    assert counts["flops_conv_hooks"] == conv + up
+    assert counts["flops"] == conv + up + fc + attn
+    assert flops.matmul_peak_gflops(n=128, repeat=1) > 0

@@ -1,0 +1,94 @@
+"""FLOP counting and the machine's matmul peak, shared by every benchmark that reports a fraction of peak.
+
+``count_flops(model, *inputs)`` runs one forward pass and counts its floating-point operations
+(a multiply-add is 2) two ways at once:
+
+* **by hand**: forward hooks on every ``Conv1d/2d/3d``, ``ConvTranspose1d/2d/3d`` and ``Linear``
+  count ``2 · output elements · (input channels / groups) · kernel volume`` (+ nothing for the
+  bias), from the shapes each call actually saw;
+* **by the dispatcher**: ``torch.utils.flop_counter.FlopCounterMode``, which also sees matmuls,
+  ``bmm`` and SDPA but misses convolutions that oneDNN runs through its own op
+  (``mkldnn_convolution``: a Swin UNETR forward reported 4.4 of ~50 GFLOP).
+
+The total takes the hooks' count for convolutions and Linear layers and the dispatcher's count
+for every other op (attention products, ``bmm``, ``matmul`` outside Linear). ``flops_conv_dispatcher``
+is kept in the result so an undercount is visible.
+
+``matmul_peak_gflops()`` measures an N=2048 fp32 matmul with the current thread count: the
+denominator of every "fraction of peak" in RESULTS.md.
+
+>>> import torch
+>>> counts = count_flops(torch.nn.Linear(8, 4), torch.randn(3, 8))
+>>> counts["flops"], counts["flops_hooks"]
+(192, 192)
+"""
+from __future__ import annotations
+
+import math
+import time
+
+CONV_OPS = ("convolution", "_convolution", "conv1d", "conv2d", "conv3d", "mkldnn_convolution", "conv_transpose")
+LINEAR_OPS = ("addmm", "mm", "linear")
+
+
+def _conv_and_linear_hooks(model, tally: dict):
+    import torch.nn as nn
+
+    convs = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+    transposed = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+    def hook(module, inputs, output):
+        if isinstance(module, nn.Linear):
+            tally["linear"] += 2 * output.numel() * module.in_features
+        elif isinstance(module, convs):
+            tally["conv"] += 2 * output.numel() * module.in_channels // module.groups * math.prod(module.kernel_size)
+        elif isinstance(module, transposed):  # every input element meets every kernel tap once
+            x = inputs[0]
+            per_input = module.out_channels // module.groups * math.prod(module.kernel_size)
+            tally["conv"] += 2 * x.numel() * per_input
+
+    return [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, *convs, *transposed))]
+
+
+def count_flops(model, *inputs) -> dict:
+    """``flops`` of one no-grad forward (hooks for conv/Linear, the dispatcher for the rest) and the parts."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    tally = {"conv": 0, "linear": 0}
+    handles = _conv_and_linear_hooks(model, tally)
+    try:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    by_op = {str(op).split(".")[-1]: int(n) for op, n in counter.get_flop_counts().get("Global", {}).items()}
+    conv_seen = sum(n for op, n in by_op.items() if any(op.startswith(c) for c in CONV_OPS))
+    linear_seen = sum(n for op, n in by_op.items() if op in LINEAR_OPS)
+    other = counter.get_total_flops() - conv_seen - linear_seen
+    return {"flops": tally["conv"] + tally["linear"] + other, "flops_hooks": tally["conv"] + tally["linear"],
+            "flops_conv_hooks": tally["conv"], "flops_conv_dispatcher": conv_seen, "flops_other": other,
+            "flops_dispatcher_total": counter.get_total_flops()}
+
+
+def matmul_peak_gflops(n: int = 2048, repeat: int = 5) -> float:
+    """GFLOP/s of an ``n x n`` fp32 matmul on this machine with torch's current thread count (best of ``repeat``)."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm-up
+    best = math.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best / 1e9
+
+
+def fraction_of_peak(flops: float, seconds: float, peak_gflops: float) -> float:
+    """Achieved GFLOP/s over ``peak_gflops``, rounded to 3 places."""
+    return round(flops / seconds / 1e9 / peak_gflops, 3)
+
+
+__all__ = ["count_flops", "fraction_of_peak", "matmul_peak_gflops"]
