@@ -5,7 +5,9 @@
   optionally cropped (randomly for training) to a fixed segment and padded to it.
 - :class:`DynamicMixDataset` -- new mixtures on every draw: ``num_spks`` utterances of distinct
   speakers, random crops/placements, random gains (dB) and optional speed perturbation
-  (resampling by a random factor, which shifts tempo and pitch: new voices). It draws from NumPy's global RNG,
+  (resampling by a random factor, which shifts tempo and pitch: new voices), and optionally the
+  :class:`~.augment.Augmentation` steps (formant shift, tempo, EQ, room reverberation, background
+  noise). It draws from NumPy's global RNG,
   which the core Trainer seeds per item, so training stays reproducible and resumable; with
   ``seed`` set it draws from its own per-index generator instead (fixed validation mixtures).
 
@@ -109,12 +111,14 @@ class DynamicMixDataset:
     lazily). ``length``: items per epoch. ``gain_db``: each source gets a gain drawn
     uniformly in ``[-gain_db, gain_db]`` dB. ``speeds``: speed factors drawn uniformly per
     source (``1.1`` = 10 % faster and higher; needs ``sample_rate``). With fewer speakers than
-    ``num_spks`` speakers repeat.
+    ``num_spks`` speakers repeat. ``augment``: an :class:`~.augment.Augmentation` (voice steps per
+    source before cropping, one room for all sources, noise added to the mixture only: the
+    targets stay noise-free).
     """
 
     def __init__(self, speakers: dict[str, Sequence[Utterance]], num_spks: int, segment: int, length: int, *,
                  gain_db: float = 2.5, seed: int | None = None, peak: float = 0.9,
-                 speeds: Sequence[float] = (1.0,), sample_rate: int | None = None):
+                 speeds: Sequence[float] = (1.0,), sample_rate: int | None = None, augment=None):
         self.speakers = {k: list(v) for k, v in speakers.items() if len(v)}
         if not self.speakers:
             raise UserError("dynamic mixing: no utterances to mix; expected at least one speaker with audio")
@@ -122,6 +126,7 @@ class DynamicMixDataset:
         self.num_spks, self.segment, self.length = num_spks, segment, length
         self.gain_db, self.seed, self.peak = gain_db, seed, peak
         self.speeds, self.sample_rate = tuple(speeds), sample_rate
+        self.augment = augment if augment is not None and augment.active else None
         if any(f != 1.0 for f in self.speeds) and not sample_rate:
             raise ValueError("speed perturbation needs the sample_rate")
         self._cache: dict = {}
@@ -155,12 +160,18 @@ class DynamicMixDataset:
             u = int(rng.integers(0, len(utts)))
             speed = self.speeds[int(rng.integers(0, len(self.speeds)))] if len(self.speeds) > 1 else self.speeds[0]
             wav = self._get(utts[u], (int(j), u), speed)
+            if self.augment is not None:
+                wav = self.augment.voice(wav, rng)
             wav = fit_length(wav, self.segment, rng)
             rms = np.sqrt(np.mean(wav ** 2)) + 1e-8
             gain = 10 ** (float(rng.uniform(-self.gain_db, self.gain_db)) / 20) * 0.05 / rms
             sources.append(wav * gain)
+        if self.augment is not None:
+            sources = self.augment.room(sources, rng)
         src = np.stack(sources).astype(np.float32)
         mix = src.sum(0)
+        if self.augment is not None:
+            mix = self.augment.noise(mix, rng)
         top = float(np.abs(mix).max())
         if top > self.peak:
             src *= self.peak / top

@@ -64,6 +64,13 @@ class DataSection(Section):
     dynamic_mixing: bool = Field(True, description="train on fresh random mixtures of the training sources")
     gain_db: float = Field(2.5, ge=0, description="dynamic mixing: per-source gain in [-gain_db, gain_db] dB")
     speed_perturb: float = Field(0.1, ge=0, lt=0.5, description="dynamic mixing: speed factors 1 +- p, 1 +- p/2, 1")
+    formant_shift: float = Field(0.0, ge=0, lt=0.5, description="dynamic mixing: formant shift up to +- this (relative)")
+    tempo_perturb: float = Field(0.0, ge=0, lt=0.5, description="dynamic mixing: tempo change up to +- this, pitch kept")
+    eq_db: float = Field(0.0, ge=0, le=24, description="dynamic mixing: random EQ of up to +- this many dB")
+    p_voice: float = Field(0.5, ge=0, le=1, description="dynamic mixing: probability of each voice step per source")
+    reverb: float = Field(0.0, ge=0, le=1, description="dynamic mixing: share of mixtures in a simulated room")
+    noise: float = Field(0.0, ge=0, le=1, description="dynamic mixing: share of mixtures with background noise")
+    noise_snr_db: tuple[float, float] = Field((10.0, 30.0), description="dynamic mixing: noise SNR range (dB)")
     train_items: int = Field(4000, ge=1, description="dynamic mixing: mixtures per epoch")
     val_items: int = Field(32, ge=1, description="embedded data: held-out validation mixtures")
     test_items: int = Field(64, ge=1, description="embedded data: held-out test mixtures")
@@ -77,6 +84,15 @@ class DataSection(Section):
             raise ValueError(f"data.overlap_seconds={self.overlap_seconds}: expected at most half of "
                              f"data.chunk_seconds={self.chunk_seconds}")
         return self
+
+    def augmentation(self):
+        """The :class:`~sigplex.datasets.audio.augment.Augmentation` of dynamic mixing (None when all steps are off)."""
+        from sigplex.datasets.audio.augment import Augmentation
+
+        aug = Augmentation(self.sample_rate, formant=self.formant_shift, tempo=self.tempo_perturb, eq_db=self.eq_db,
+                           p_voice=self.p_voice, p_reverb=self.reverb, p_noise=self.noise,
+                           noise_snr_db=tuple(self.noise_snr_db))
+        return aug if aug.active else None
 
     def speeds(self) -> tuple[float, ...]:
         """Speed-perturbation factors of dynamic mixing."""
@@ -108,6 +124,10 @@ PRESETS = {
     "wsj0-2mix": {**PAPER, "data": {"sample_rate": 8000, "segment_seconds": 4.0, "eval_seconds": None}},
     "libri2mix-16k": {**PAPER, "data": {"sample_rate": 16000, "segment_seconds": 3.0, "eval_seconds": None}},
     "16k": {"data": {"sample_rate": 16000}},
+    # dynamic mixing widened toward real recordings: new voices (speed, formants, tempo), channels (EQ),
+    # rooms (reverberation), background noise and talkers up to 10 dB apart
+    "widened": {"data": {"speed_perturb": 0.15, "formant_shift": 0.12, "tempo_perturb": 0.1, "eq_db": 6.0,
+                         "p_voice": 0.5, "reverb": 0.3, "noise": 0.3, "gain_db": 5.0}},
     "clearvoice-16k": {**CLEARVOICE, "data": {**PAPER["data"], "sample_rate": 16000}},
     "clearvoice-8k": {**CLEARVOICE, "data": {**PAPER["data"], "sample_rate": 8000}},
 }

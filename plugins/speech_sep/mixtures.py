@@ -27,7 +27,7 @@ def embedded_splits(config) -> tuple:
     corpus = load_corpus(sr)
     seg, ev = _samples(d.segment_seconds, sr), _samples(d.eval_seconds, sr) or 3 * sr
     train = DynamicMixDataset(corpus["train"], n, seg, d.train_items, gain_db=d.gain_db, speeds=d.speeds(),
-                              sample_rate=sr)
+                              sample_rate=sr, augment=d.augmentation())
     val = DynamicMixDataset(corpus["val"], n, ev, d.val_items, gain_db=d.gain_db, seed=1)
     test = DynamicMixDataset(corpus["test"], n, ev, d.test_items, gain_db=d.gain_db, seed=2)
     return train, val, test, {k: sorted(v) for k, v in corpus.items()}
@@ -45,7 +45,8 @@ def folder_splits(config, data: Path) -> tuple:
         speakers = {f"{ex.id}/{k}": [lambda p=path, k=k: read_audio(
             p, sr, resample_to_rate=d.resample, field=f"source_{k}", max_clipped=d.max_clipped)]
             for ex in splits["train"] for k, path in enumerate(ex.sources[:n], 1)}
-        train = DynamicMixDataset(speakers, n, seg, d.train_items, gain_db=d.gain_db, speeds=d.speeds(), sample_rate=sr)
+        train = DynamicMixDataset(speakers, n, seg, d.train_items, gain_db=d.gain_db, speeds=d.speeds(), sample_rate=sr,
+                                  augment=d.augmentation())
     val, test = (SeparationDataset(splits[s], sr, segment=ev, **common) if s in splits else None
                  for s in ("val", "test"))
     return train, val, test

@@ -55,6 +55,23 @@ def test_embedded_data_mixes_on_the_fly_and_validation_is_fixed():
     assert prepared.state["sample_rate"] == 8000
 
 
+def test_widened_preset_augments_training_mixtures_only():
+    """--config widened: formant/tempo/EQ per voice, rooms and noise per mixture; validation stays clean and fixed."""
+    task = SeparationTask()
+    cfg = resolve_config(SeparationConfig, presets=dict(task.presets), config="widened",
+                         overrides=["data.reverb=1.0", "data.noise=1.0", "data.train_items=4"])
+    prepared = task.build_data(cfg, None)
+    aug = prepared.train.augment
+    assert (aug.formant, aug.tempo, aug.eq_db, aug.p_reverb, aug.p_noise) == (0.12, 0.1, 6.0, 1.0, 1.0)
+    np.random.seed(0)
+    item = prepared.train[0]
+    residual = item["mix"] - item["sources"].sum(0)
+    assert float(residual.pow(2).mean()) > 0  # noise in the mixture, not in the targets
+    assert aug.rooms is not None and len(aug.rooms.rirs) > 0
+    assert prepared.val.augment is None and torch.equal(prepared.val[0]["mix"], prepared.val[0]["sources"].sum(0))
+    assert task.build_data(config(), None).train.augment is None  # the default is unchanged
+
+
 def test_corpus_resamples_for_16k_models():
     c8, c16 = load_corpus(8000), load_corpus(16000)
     a, b = c8["val"]["fl_slt"][0], c16["val"]["fl_slt"][0]
