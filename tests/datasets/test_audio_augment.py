@@ -3,8 +3,16 @@ import numpy as np
 import pytest
 
 from sigplex.datasets.audio import DynamicMixDataset
-from sigplex.datasets.audio.augment import (Augmentation, RoomBank, add_noise, colored_noise, random_eq, reverberate,
-                                            shift_formants, stretch_tempo)
+from sigplex.datasets.audio.augment import (
+    Augmentation,
+    RoomBank,
+    add_noise,
+    colored_noise,
+    random_eq,
+    reverberate,
+    shift_formants,
+    stretch_tempo,
+)
 
 SR = 8000
 
