@@ -1,6 +1,7 @@
 """RadioML readers: the restricted unpickler (accepts numpy arrays and plain containers, refuses the rest), 2018 HDF5."""
 import os
 import pickle
+import struct
 
 import numpy as np
 import pytest
@@ -52,6 +53,38 @@ def test_reads_numpy1_and_python2_style_pickles(tmp_path):
     # a byte-string key (how Python 2 str keys arrive without latin-1 decoding) is accepted too
     path.write_bytes(pickle.dumps({(b"GFSK", 2): np.zeros((1, 2, 16), np.float32)}, protocol=2))
     assert read_radioml2016(path).classes == ("GFSK",)
+
+
+def _u(s):  # SHORT_BINSTRING / BINSTRING: a Python 2 str
+    b = s if isinstance(s, bytes) else s.encode("latin1")
+    return (b"U" + bytes([len(b)]) + b) if len(b) < 256 else (b"T" + struct.pack("<i", len(b)) + b)
+
+
+def python2_pickle(d) -> bytes:
+    """The bytes Python 2's cPickle (protocol 2) writes for a RadioML 2016 dict of float32 arrays, opcode by opcode:
+    str keys and the array's raw data as byte strings, numpy.core names, the dtype rebuilt from ('f4', 0, 1)."""
+    out = b"\x80\x02}("
+    for (mod, snr), arr in d.items():
+        arr = np.ascontiguousarray(arr, "<f4")
+        out += _u(mod) + b"J" + struct.pack("<i", snr) + b"\x86"
+        out += b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + _u("b") + b"\x87R"
+        out += b"(K\x01" + b"".join(b"J" + struct.pack("<i", n) for n in arr.shape) + b"\x87"
+        out += b"cnumpy\ndtype\n" + _u("f4") + b"K\x00K\x01\x87R(K\x03" + _u("<")
+        out += b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89" + _u(arr.tobytes()) + b"tb"
+    return out + b"u."
+
+
+def test_reads_a_file_in_python2_cpickle_bytes(tmp_path):
+    """RML2016.10a_dict.pkl was written by Python 2: its exact opcodes load through the restricted unpickler."""
+    rng = np.random.default_rng(0)
+    data = {("BPSK", -2): rng.standard_normal((3, 2, 128)).astype(np.float32),
+            ("QAM16", 18): rng.standard_normal((2, 2, 128)).astype(np.float32)}
+    path = tmp_path / "RML2016.10a_dict.pkl"
+    path.write_bytes(python2_pickle(data))
+    f = read_radioml2016(path)
+    assert f.classes == ("BPSK", "QAM16") and f.snr.tolist() == [-2] * 3 + [18] * 2
+    np.testing.assert_array_equal(f.x[:3], data[("BPSK", -2)])
+    np.testing.assert_array_equal(f.x[3:], data[("QAM16", 18)])
 
 
 class Evil:
