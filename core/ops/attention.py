@@ -182,13 +182,13 @@ class MultiHeadAttention(nn.Module):
 
     def _native_ok(self, x) -> bool:
         """Whether this call may take the fused native kernel (see the class docstring)."""
+        if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling():
+            return False
         if (not _FUSED or x.dim() != 3 or x.device.type != "cpu" or x.dtype != torch.float32
                 or x.shape[1] * self.num_heads > NATIVE_MAX_TOKENS_X_HEADS or (self.training and self.dropout > 0)):
             return False
         if torch.is_grad_enabled() and (x.requires_grad or self.qkv.weight.requires_grad or self.proj.weight.requires_grad
                                         or any(p is not None and p.requires_grad for p in (self.qkv.bias, self.proj.bias))):
-            return False
-        if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling():
             return False
         hooked = any(m._forward_hooks or m._forward_pre_hooks for m in (self, self.qkv, self.proj))
         return not hooked and type(self.qkv) is nn.Linear and type(self.proj) is nn.Linear \
