@@ -89,7 +89,11 @@ def train_one(label: str, name: str, b: dict, root: Path, teacher: Path | None =
     return result
 
 
-def train_all(quick: bool = False, root: Path | None = None, log=print) -> list[dict]:
+ARMS = ("SKD", "SKD fresh-noise teacher")
+
+
+def train_all(quick: bool = False, root: Path | None = None, log=print, arms=ARMS,
+              students=("KD-CNN", "KD-MobileNet")) -> list[dict]:
     """ClST, VT-CNN2, and KD-CNN / KD-MobileNet alone and distilled from ClST.
 
     Two teachers: ``ClST`` (the fixed set, as every other model) and ``ClST fresh-noise`` (the same N
@@ -102,9 +106,11 @@ def train_all(quick: bool = False, root: Path | None = None, log=print) -> list[
                train_one("ClST fresh-noise", "clst", b, root, fresh_noise=True, log=log)]
     teachers = {"SKD": results[0]["run"], "SKD fresh-noise teacher": results[2]["run"]}
     for label, name in (("KD-CNN", "kd_cnn"), ("KD-MobileNet", "kd_mobilenet")):
+        if label not in students:
+            continue
         results.append(train_one(f"{label} alone", name, b, root, log=log))
-        for kind, teacher in teachers.items():
-            results.append(train_one(f"{label} {kind}", name, b, root, teacher=teacher, log=log))
+        for kind in arms:
+            results.append(train_one(f"{label} {kind}", name, b, root, teacher=teachers[kind], log=log))
     return results
 
 
@@ -115,7 +121,7 @@ def pct(x: float) -> float:
 def rows_from(results: list[dict]) -> list[dict]:
     by = {r["label"]: r for r in results}
     pairs = [("ClST", "VT-CNN2")] + [(f"{s} {kind}", f"{s} alone") for s in ("KD-CNN", "KD-MobileNet")
-                                     for kind in ("SKD", "SKD fresh-noise teacher")]
+                                     for kind in ARMS if f"{s} {kind}" in by]
     rows = []
     for ours, peer in pairs:
         o, p = by[ours], by[peer]
@@ -187,11 +193,14 @@ if __name__ == "__main__":
     p.add_argument("--markdown", help="also write the per-model and per-SNR tables here")
     p.add_argument("--plot", help="also draw accuracy against SNR for every model here (PNG)")
     p.add_argument("--root", help="folder for the run directories (default: a new temporary folder)")
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS), help="which teachers distil")
+    p.add_argument("--students", nargs="+", default=["KD-CNN", "KD-MobileNet"], choices=["KD-CNN", "KD-MobileNet"])
     a = p.parse_args()
     import torch
 
     torch.set_num_threads(2)
-    results = train_all(a.quick, Path(a.root) if a.root else None, log=lambda s: print(s, flush=True))
+    results = train_all(a.quick, Path(a.root) if a.root else None, log=lambda s: print(s, flush=True),
+                        arms=tuple(a.arms), students=tuple(a.students))
     for r in rows_from(results):
         print(json.dumps(r))
     if a.markdown:
