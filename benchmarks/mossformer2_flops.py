@@ -19,6 +19,7 @@ def run(quick: bool = False) -> list[dict]:
     import torch
 
     from sigplex.core.config import resolve_config
+    from sigplex.plugins.speech_sep import mossformer2  # noqa: F401  (registers the model)
     from sigplex.plugins.speech_sep.config import SeparationConfig
     from sigplex.plugins.speech_sep.task import SeparationTask
 
