@@ -73,12 +73,14 @@ def as_overrides(overrides) -> list[str]:
 
 
 def load_task(plugin: str, task: str | None = None, *, config=None, overrides=None, pm: PluginManager | None = None,
-              override_label: str = "overrides", v1: bool = False, weights: str | Path | None = None):
+              override_label: str = "overrides", v1: bool = False, weights: str | Path | None = None,
+              weights_state: dict | None = None):
     """``(spec, task, config)``: a plugin's task, built, and its resolved config.
 
     ``config`` is a YAML path, a preset name or a dict; ``overrides`` dotted ``key=value`` items.
     ``weights``, a bare weights file the model will load, adds the settings it implies (the task's
-    ``weights_config`` hook) just above the task's defaults.
+    ``weights_config`` hook) just above the task's defaults; ``weights_state`` is its state dict
+    when the caller has read it already.
     """
     from .config import deep_merge
     from .weights import implied_settings
@@ -90,7 +92,7 @@ def load_task(plugin: str, task: str | None = None, *, config=None, overrides=No
         task_obj = V1TaskAdapter(task_obj)
     base = dict(getattr(task_obj, "defaults", {}) or {})
     if weights is not None:
-        base = deep_merge(base, implied_settings(task_obj, weights))
+        base = deep_merge(base, implied_settings(task_obj, weights, weights_state))
     cfg = resolve_config(task_obj.config_class, base=base, config=config,
                          presets=dict(task_obj.presets), overrides=as_overrides(overrides),
                          override_label=override_label)
@@ -311,16 +313,18 @@ def load_weights(path: str | Path, plugin: str | None, task: str | None = None, 
     and ``overrides`` (any ``model.*``/``data.*`` setting). No state was fitted: tasks whose
     predictions need a run's fitted state (scalers, channel lists) say so in their error.
     """
+    from .fileio import load_weights_file
     from .train.trainer import resolve_device
 
     if plugin is None:
         raise UserError(f"--checkpoint {path}: a bare weights file does not name its plugin; add --plugin NAME")
+    state = load_weights_file(path)  # read once: for the settings it implies and for the model
     spec, task_obj, cfg = load_task(plugin, task, config=config, overrides=overrides, pm=pm, override_label="--set",
-                                    weights=path)
+                                    weights=path, weights_state=state)
     prepared = Prepared(config=cfg, state={})
     model = task_obj.build_model(cfg)
     task_obj.prepare_model(model, prepared)
-    load_base_weights(task_obj, model, path, what="--checkpoint")
+    load_base_weights(task_obj, model, path, what="--checkpoint", weights=state)
     model.to(resolve_device(device)).eval()
     predictor = Predictor(task_obj, prepared, model, None, Path(path), plugin=plugin, source=f"weights:{Path(path).name}")
     return _with_engine(predictor, engine)

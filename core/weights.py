@@ -10,18 +10,21 @@ from pathlib import Path
 from .errors import UserError
 
 
-def load_base_weights(task, model, source: str | Path, what: str = "--init-from") -> None:
-    """Load full base weights into ``model`` from a run dir, a checkpoint folder or a weights file."""
+def load_base_weights(task, model, source: str | Path, what: str = "--init-from", weights: dict | None = None) -> None:
+    """Load full base weights into ``model`` from a run dir, a checkpoint folder or a weights file.
+
+    ``weights``: the state dict of the weights file ``source``, when the caller has read it already.
+    """
     from .fileio import load_weights_file
     from .train import checkpoint as ckpt
 
     source = Path(source)
-    if source.is_dir():
+    if weights is None and source.is_dir():
         path = ckpt.pick_checkpoint(source)
         weights, meta = ckpt.load_checkpoint_weights(path)
         if meta.get("adapter"):
             raise UserError(f"{what} {source}: holds adapter weights only; give the base model's run or weights")
-    else:
+    elif weights is None:
         weights = load_weights_file(source)
     loader = getattr(task, "load_weights", None)
     if loader is not None:
@@ -61,8 +64,10 @@ def is_weights_file(path: str | Path) -> bool:
     return not in_run and not (p.name == "model.safetensors" and (p.parent / "meta.json").is_file())
 
 
-def implied_settings(task, source: str | Path) -> dict:
+def implied_settings(task, source: str | Path, weights: dict | None = None) -> dict:
     """The config a bare weights file implies (a nested dict), from the task's ``weights_config`` hook.
+
+    ``weights``: the file's state dict, when the caller has read it already (else it is read here).
 
     A task that recognises foreign checkpoint layouts (speech_sep: ClearerVoice-Studio's MossFormer2_SS)
     returns the model settings that fit them, so ``--init-from``/``--checkpoint FILE`` need no
@@ -76,6 +81,8 @@ def implied_settings(task, source: str | Path) -> dict:
     if hook is None or not is_weights_file(source):
         return {}
     tree: dict = {}
-    for key, value in (hook(load_weights_file(source), source=str(source)) or {}).items():
+    if weights is None:
+        weights = load_weights_file(source)
+    for key, value in (hook(weights, source=str(source)) or {}).items():
         set_dotted(tree, key.split("."), value)
     return tree
