@@ -48,6 +48,15 @@ def _istft(spec, length: int, n_fft: int = N_FFT, hop: int = HOP) -> np.ndarray:
     return torch.istft(spec, n_fft, hop, window=torch.hann_window(n_fft), length=length).numpy().astype(np.float32)
 
 
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
+def _at_level_of(out: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``out`` scaled to ``ref``'s RMS, float32."""
+    return (out * (_rms(ref) / (_rms(out) + 1e-12))).astype(np.float32)
+
+
 def spectral_envelope(magnitude, span: int):
     """The upper envelope of a magnitude ``[F, T]`` over frequency: a running maximum over ``span`` bins (wider
     than the harmonic spacing, so it rides on the harmonics' peaks), smoothed by a running mean."""
@@ -81,20 +90,19 @@ def shift_formants(wav: np.ndarray, factor: float, sample_rate: int = 8000, max_
     warped = env[lo] * (1 - frac) + env[hi] * frac
     warped = torch.where((src <= bins - 1)[:, None], warped, env[-1:].expand_as(warped))
     out = _istft(torch.polar(mag / env * warped, spec.angle()), wav.shape[-1])
-    return out * (np.sqrt(np.mean(wav ** 2)) / (np.sqrt(np.mean(out ** 2)) + 1e-12))
+    return _at_level_of(out, wav)
 
 
 def stretch_tempo(wav: np.ndarray, rate: float) -> np.ndarray:
     """Phase-vocoder time stretch: ``rate`` > 1 is faster (shorter), pitch unchanged."""
+    import torch
     import torchaudio.functional as AF
 
     if rate == 1.0:
         return wav
     spec = _stft(wav)
-    advance = np.pi * HOP * np.arange(spec.shape[0]) / (N_FFT // 2)
-    import torch
-
-    stretched = AF.phase_vocoder(spec, rate, torch.from_numpy(advance).float()[:, None])
+    advance = torch.linspace(0, math.pi * HOP, spec.shape[0])[:, None]  # expected phase advance per hop, per bin
+    stretched = AF.phase_vocoder(spec, rate, advance)
     return _istft(stretched, int(round(wav.shape[-1] / rate)))
 
 
@@ -120,7 +128,7 @@ def colored_noise(n: int, rng, slope: float) -> np.ndarray:
     f = np.arange(spectrum.shape[0], dtype=np.float64)
     f[0] = 1.0
     noise = np.fft.irfft(spectrum / f ** (slope / 2), n)
-    return (noise / (np.sqrt(np.mean(noise ** 2)) + 1e-12)).astype(np.float32)
+    return (noise / (_rms(noise) + 1e-12)).astype(np.float32)
 
 
 def add_noise(mix: np.ndarray, rng, snr_db: tuple[float, float]) -> np.ndarray:
@@ -136,7 +144,7 @@ def reverberate(wav: np.ndarray, rir: np.ndarray) -> np.ndarray:
     n = wav.shape[-1] + rir.shape[-1] - 1
     size = 1 << (n - 1).bit_length()
     out = np.fft.irfft(np.fft.rfft(wav, size) * np.fft.rfft(rir, size), size)[: wav.shape[-1]]
-    return (out * (np.sqrt(np.mean(wav ** 2)) / (np.sqrt(np.mean(out ** 2)) + 1e-12))).astype(np.float32)
+    return _at_level_of(out, wav)
 
 
 class RoomBank:
