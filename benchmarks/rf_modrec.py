@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ._flops import count_flops
 from ._timing import row
 
 NOTE = ("ours_s/peer_s are mean accuracy over SNRs in % (higher is better), not seconds; ratio is meaningless; "
@@ -38,15 +39,12 @@ def budget(quick: bool) -> dict:
 def model_size(name: str, options: dict | None = None) -> tuple[int, float]:
     """``(parameters, MMAC per 128-sample frame)`` of a registered rf model at its default size."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from sigplex.core.models import create_model
     from sigplex.plugins.rf_modrec import clst, students, vtcnn2  # noqa: F401  (register the models)
 
     model = create_model(name, **(options or {})).eval()
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.randn(1, 2, 128))
-    return sum(p.numel() for p in model.parameters()), counter.get_total_flops() / 2e6
+    return sum(p.numel() for p in model.parameters()), count_flops(model, torch.randn(1, 2, 128))["flops"] / 2e6
 
 
 # VT-CNN2 gets its published optimizer (Adam 1e-3, no weight decay): in a probe it learned faster with it than
