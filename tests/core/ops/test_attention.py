@@ -282,15 +282,21 @@ def test_mha_rejects_indivisible_heads():
         MultiHeadAttention(10, 3)
 
 
-def test_sdpa_is_the_fused_path(monkeypatch):
+def _spy(monkeypatch, owner, name):
+    """Count the calls of ``owner.name`` (still calling through); the list of calls."""
     calls = []
-    real = F.scaled_dot_product_attention
+    real = getattr(owner, name)
 
     def spy(*a, **kw):
         calls.append(1)
         return real(*a, **kw)
 
-    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    monkeypatch.setattr(owner, name, spy)
+    return calls
+
+
+def test_sdpa_is_the_fused_path(monkeypatch):
+    calls = _spy(monkeypatch, F, "scaled_dot_product_attention")
     q = rand(1, 1, 3, 4)
     with fused_attention(True):
         attention(q, q, q)
@@ -299,23 +305,11 @@ def test_sdpa_is_the_fused_path(monkeypatch):
     assert len(calls) == 1
 
 
-def _spy_native(monkeypatch):
-    calls = []
-    real = torch._native_multi_head_attention
-
-    def spy(*a, **kw):
-        calls.append(1)
-        return real(*a, **kw)
-
-    monkeypatch.setattr(torch, "_native_multi_head_attention", spy)
-    return calls
-
-
 @pytest.mark.parametrize("bias, scale", [(True, None), (False, None), (True, 40 ** -0.5)])
 def test_mha_small_shape_inference_takes_the_native_kernel_and_equals_sdpa(monkeypatch, bias, scale):
     """No-grad inference at small shapes goes to torch's fused MHA kernel, with the same result as the SDPA path
     (a custom scale is folded into q's projection); the EEG-conformer shape, B4 T63 E40 H10."""
-    calls = _spy_native(monkeypatch)
+    calls = _spy(monkeypatch, torch, "_native_multi_head_attention")
     torch.manual_seed(0)
     mha = MultiHeadAttention(40, num_heads=10, bias=bias, scale=scale).eval()
     with torch.no_grad():
@@ -345,7 +339,7 @@ def test_mha_native_kernel_is_not_used_where_it_would_change_the_result(monkeypa
     import importlib
 
     A = importlib.import_module("sigplex.core.ops.attention")
-    calls = _spy_native(monkeypatch)
+    calls = _spy(monkeypatch, torch, "_native_multi_head_attention")
     torch.manual_seed(0)
     mha = MultiHeadAttention(16, 2).eval()
     x = rand(2, 9, 16, seed=1)
