@@ -61,6 +61,20 @@ def clipped_fraction(wav: np.ndarray, level: float = CLIP_LEVEL) -> float:
     return float(np.mean(np.abs(wav) >= level)) if wav.size else 0.0
 
 
+def trim_silence(wav: np.ndarray, threshold_db: float = -40.0, frame: int = 160) -> np.ndarray:
+    """``wav`` without its leading and trailing frames quieter than ``threshold_db`` below its loudest frame.
+
+    >>> trim_silence(np.r_[np.zeros(480), np.ones(320), np.zeros(480)].astype("float32")).size
+    320
+    """
+    frames = len(wav) // frame
+    if frames == 0:
+        return wav[:0]
+    energy = np.square(wav[: frames * frame].reshape(frames, frame), dtype=np.float64).mean(1) + 1e-12
+    active = np.flatnonzero(10 * np.log10(energy / energy.max()) > threshold_db)
+    return wav[active[0] * frame: (active[-1] + 1) * frame] if active.size else wav[:0]
+
+
 def read_audio(path: str | Path, sample_rate: int | None = None, *, resample_to_rate: bool = False,
                field: str = "audio", max_clipped: float | None = 0.001, mono: bool = True) -> np.ndarray:
     """Read ``path`` as float32 in [-1, 1]: ``[T]`` (mono) or ``[C, T]``.

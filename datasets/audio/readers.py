@@ -156,6 +156,20 @@ def read_split(path: str | Path, num_spks: int | None = None) -> list[Example]:
     raise UserError(f"{path}: expected a LibriMix CSV, a folder with mix.scp, or a folder with mix/ and s1/, s2/")
 
 
+def read_speaker_folders(root: str | Path) -> dict[str, list[Path]]:
+    """``{speaker: [files]}`` of a folder of speaker folders: ``root/SPEAKER/**/*.wav|flac`` (the
+    LibriSpeech / VCTK layout of single-talker recordings), for dynamic mixing. Errors name ``root``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{root}: no such folder; expected a folder of speaker folders of WAV/FLAC files")
+    out = {d.name: sorted(p for p in d.rglob("*") if p.suffix.lower() in AUDIO_EXT)
+           for d in sorted(root.iterdir()) if d.is_dir()}
+    out = {k: v for k, v in out.items() if v}
+    if not out:
+        raise UserError(f"{root}: holds no speaker folder with WAV/FLAC files; expected root/SPEAKER/*.wav")
+    return out
+
+
 def discover_splits(path: str | Path, num_spks: int | None = None) -> dict[str, list[Example]]:
     """``{"train", "val", "test"}`` -> examples under ``path`` (missing splits are absent)."""
     path = Path(path)

@@ -71,6 +71,9 @@ class DataSection(Section):
     reverb: float = Field(0.0, ge=0, le=1, description="dynamic mixing: share of mixtures in a simulated room")
     noise: float = Field(0.0, ge=0, le=1, description="dynamic mixing: share of mixtures with background noise")
     noise_snr_db: tuple[float, float] = Field((10.0, 30.0), description="dynamic mixing: noise SNR range (dB)")
+    extra_voices: Optional[str] = Field(
+        None, description="dynamic mixing: a folder of speaker folders (ROOT/SPEAKER/*.wav|flac, single talkers) "
+                          "whose recordings join the training voices; leading/trailing silence is trimmed")
     train_items: int = Field(4000, ge=1, description="dynamic mixing: mixtures per epoch")
     val_items: int = Field(32, ge=1, description="embedded data: held-out validation mixtures")
     test_items: int = Field(64, ge=1, description="embedded data: held-out test mixtures")

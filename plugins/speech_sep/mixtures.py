@@ -1,7 +1,7 @@
 """The datasets the ``separate`` task trains and evaluates on, from the embedded corpus or ``--data``.
 
-* embedded: fresh random mixtures of the training voices; fixed (seeded per index) validation
-  and test mixtures of held-out voices;
+* embedded: fresh random mixtures of the training voices (plus ``data.extra_voices``); fixed (seeded
+  per index) validation and test mixtures of held-out voices;
 * ``--data``: train / val / test in the layouts of :mod:`sigplex.datasets.audio` (dynamic mixing
   of the training sources when ``data.dynamic_mixing``);
 * :func:`evaluation_examples`: all of a folder as labelled mixtures, for ``evaluate --data``.
@@ -11,7 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from sigplex.core.errors import UserError
-from sigplex.datasets.audio import DynamicMixDataset, SeparationDataset, discover_splits, read_audio, read_split
+from sigplex.datasets.audio import (
+    DynamicMixDataset,
+    SeparationDataset,
+    discover_splits,
+    read_audio,
+    read_speaker_folders,
+    read_split,
+    trim_silence,
+)
 from sigplex.datasets.audio.readers import MIX_DIRS, SPLIT_NAMES
 
 from .corpus import load_corpus
@@ -21,10 +29,28 @@ def _samples(seconds: float | None, sample_rate: int) -> int | None:
     return int(round(seconds * sample_rate)) if seconds else None
 
 
+def extra_voices(config) -> dict:
+    """``{speaker: [lazy utterances]}`` of ``data.extra_voices`` (recordings read at the model's rate when
+    drawn, resampled if ``data.resample``, silence at both ends trimmed); empty when it is unset."""
+    d = config.data
+    if not d.extra_voices:
+        return {}
+    speakers = read_speaker_folders(d.extra_voices)
+    return {name: [lambda p=p, name=name: trim_silence(read_audio(
+        p, d.sample_rate, resample_to_rate=d.resample, field=f"data.extra_voices speaker {name}",
+        max_clipped=d.max_clipped)) for p in files] for name, files in speakers.items()}
+
+
 def embedded_splits(config) -> tuple:
-    """``(train, val, test, voices)`` of the embedded corpus; ``voices`` names each split's voices."""
+    """``(train, val, test, voices)`` of the embedded corpus (training voices joined by
+    ``data.extra_voices``); ``voices`` names each split's voices."""
     d, n, sr = config.data, config.model.num_spks, config.data.sample_rate
     corpus = load_corpus(sr)
+    extra = extra_voices(config)
+    if clash := sorted(set(extra) & set().union(*corpus.values())):
+        raise UserError(f"data.extra_voices {d.extra_voices}: speaker folder {clash[0]!r} has the name of an embedded "
+                        "voice; rename it")
+    corpus["train"] = {**corpus["train"], **extra}
     seg, ev = _samples(d.segment_seconds, sr), _samples(d.eval_seconds, sr) or 3 * sr
     train = DynamicMixDataset(corpus["train"], n, seg, d.train_items, gain_db=d.gain_db, speeds=d.speeds(),
                               sample_rate=sr, augment=d.augmentation())
@@ -45,6 +71,7 @@ def folder_splits(config, data: Path) -> tuple:
         speakers = {f"{ex.id}/{k}": [lambda p=path, k=k: read_audio(
             p, sr, resample_to_rate=d.resample, field=f"source_{k}", max_clipped=d.max_clipped)]
             for ex in splits["train"] for k, path in enumerate(ex.sources[:n], 1)}
+        speakers.update(extra_voices(config))
         train = DynamicMixDataset(speakers, n, seg, d.train_items, gain_db=d.gain_db, speeds=d.speeds(), sample_rate=sr,
                                   augment=d.augmentation())
     val, test = (SeparationDataset(splits[s], sr, segment=ev, **common) if s in splits else None
@@ -66,4 +93,4 @@ def evaluation_examples(data: Path, num_spks: int) -> list:
     return read_split(data, num_spks)
 
 
-__all__ = ["embedded_splits", "evaluation_examples", "folder_splits"]
+__all__ = ["embedded_splits", "extra_voices", "evaluation_examples", "folder_splits"]

@@ -113,3 +113,15 @@ def test_read_downmixed_averages_channels_block_by_block(tmp_path):
         read_downmixed(tmp_path / "empty.wav", field="input")
     with pytest.raises(UserError, match=r"nope\.wav: input: file not found"):
         read_downmixed(tmp_path / "nope.wav", field="input")
+
+
+def test_trim_silence_keeps_the_speech_between_quiet_edges():
+    from sigplex.datasets.audio import trim_silence
+
+    rng = np.random.default_rng(0)
+    speech = (0.3 * rng.standard_normal(1600)).astype(np.float32)
+    hiss = (1e-4 * rng.standard_normal(800)).astype(np.float32)  # -70 dB under the speech
+    out = trim_silence(np.concatenate([hiss, speech, hiss]), frame=160)
+    assert len(out) == 1600 and np.array_equal(out, speech)
+    assert trim_silence(np.concatenate([hiss, speech]), threshold_db=-80.0, frame=160).size == 2400
+    assert trim_silence(np.zeros(100, np.float32), frame=160).size == 0  # shorter than a frame

@@ -180,3 +180,20 @@ def test_speed_perturbation_shifts_pitch_by_the_factor():
     assert freqs == [300, 1200]
     with pytest.raises(ValueError, match="sample_rate"):
         DynamicMixDataset(speakers, 2, 4000, 5, speeds=(0.9, 1.1))
+
+
+def test_speaker_folders_list_each_speakers_recordings_at_any_depth(tmp_path):
+    from sigplex.datasets.audio import read_speaker_folders
+
+    for spk, rel in [("alice", "a1.wav"), ("alice", "book/ch1/a2.flac"), ("bob", "b1.wav")]:
+        (tmp_path / spk / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(tmp_path / spk / rel, np.zeros(800, np.float32), SR)
+    (tmp_path / "carol").mkdir()  # no audio: not a speaker
+    (tmp_path / "notes.txt").write_text("x")
+    found = read_speaker_folders(tmp_path)
+    assert sorted(found) == ["alice", "bob"]
+    assert [p.name for p in found["alice"]] == ["a1.wav", "a2.flac"]
+    with pytest.raises(UserError, match="no such folder"):
+        read_speaker_folders(tmp_path / "missing")
+    with pytest.raises(UserError, match="no speaker folder"):
+        read_speaker_folders(tmp_path / "carol")

@@ -30,18 +30,17 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from sigplex.datasets.audio import trim_silence
+
 SR = 8000
 
 
-def trimmed(path: Path, threshold_db: float = -40.0, frame: int = 160) -> np.ndarray:
-    """The recording without leading and trailing frames quieter than ``threshold_db`` below its loudest frame."""
+def trimmed(path: Path) -> np.ndarray:
+    """The recording without its leading and trailing silence (frames 40 dB below its loudest)."""
     wav, sr = sf.read(str(path), dtype="float32")
     if sr != SR or wav.ndim != 1:
         raise SystemExit(f"{path}: expected {SR} Hz mono, got {sr} Hz with shape {wav.shape}")
-    frames = len(wav) // frame
-    energy = np.square(wav[: frames * frame].reshape(frames, frame)).mean(1) + 1e-12
-    active = np.flatnonzero(10 * np.log10(energy / energy.max()) > threshold_db)
-    return wav[active[0] * frame: (active[-1] + 1) * frame] if active.size else wav[:0]
+    return trim_silence(wav)
 
 
 def main(argv=None) -> None:

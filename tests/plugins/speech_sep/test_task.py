@@ -72,6 +72,36 @@ def test_widened_preset_augments_training_mixtures_only():
     assert task.build_data(config(), None).train.augment is None  # the default is unchanged
 
 
+def test_extra_voices_join_the_training_voices_trimmed_and_never_the_held_out_ones(tmp_path):
+    """data.extra_voices: ROOT/SPEAKER/*.wav recordings are drawn as training talkers, silence trimmed at both ends."""
+    rng = np.random.default_rng(0)
+    tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(6000) / 8000)).astype(np.float32)
+    for spk in ("real_a", "real_b"):
+        (tmp_path / spk).mkdir()
+        sf.write(tmp_path / spk / "u.wav", np.r_[np.zeros(4000, np.float32), tone, np.zeros(4000, np.float32)], 8000)
+    task, cfg = SeparationTask(), config(**{"data.extra_voices": str(tmp_path)})
+    prepared = task.build_data(cfg, None)
+    voices = prepared.state["voices"]
+    assert {"real_a", "real_b"} <= set(voices["train"]) and not {"real_a", "real_b"} & set(voices["val"] + voices["test"])
+    utt = prepared.train.speakers["real_a"][0]()
+    assert abs(len(utt) - 6000) <= 160  # the tone, without the two 0.5 s silences (to a 160-sample frame)
+    assert float(np.abs(utt[:160]).max()) > 0.1
+    # mixtures of the two real talkers only: every source is the (cropped) tone, never silence
+    only = task.build_data(config(**{"data.extra_voices": str(tmp_path)}), None).train
+    only.speakers = {k: only.speakers[k] for k in ("real_a", "real_b")}
+    only.names = sorted(only.speakers)
+    np.random.seed(int(rng.integers(1000)))
+    item = only[0]
+    assert item["sources"].shape == (2, 4000)
+    assert all(float(s.pow(2).mean()) > 1e-4 for s in item["sources"])
+    (tmp_path / "fl_kal").mkdir()
+    sf.write(tmp_path / "fl_kal" / "u.wav", tone, 8000)
+    with pytest.raises(UserError, match="fl_kal.*embedded voice"):
+        task.build_data(config(**{"data.extra_voices": str(tmp_path)}), None)
+    with pytest.raises(UserError, match="no such folder"):
+        task.build_data(config(**{"data.extra_voices": str(tmp_path / "nope")}), None)
+
+
 def test_corpus_resamples_for_16k_models():
     c8, c16 = load_corpus(8000), load_corpus(16000)
     a, b = c8["val"]["fl_slt"][0], c16["val"]["fl_slt"][0]
