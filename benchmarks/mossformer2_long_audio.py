@@ -6,10 +6,20 @@ memory do not depend on training), eval + no_grad, 1 thread (the machine is shar
 is a single forward pass over the whole recording, run up to 2 minutes only (its memory grows
 with length). Also the paper-size model (N=512, 24 layers) on 1 minute, chunked.
 Peak memory = torch CPU allocations during the call (``peak_memory_mb``).
+
+``stereo_16k`` rows: the whole ``predict`` path (:func:`~sigplex.plugins.speech_sep.recording.separate_recording`:
+read in blocks and downmix, resample 16 -> 8 kHz, chunked separation, both outputs back to 16 kHz)
+on a 16 kHz stereo WAV of 1 and 10 minutes (``--quick``: 1 and 2), each in a fresh process whose peak
+resident memory (``ru_maxrss``) is reported beside the audio buffers the call must hold (the mono
+input at both rates and two outputs at both rates): flat memory means the rest does not grow with length.
 """
 from __future__ import annotations
 
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +31,55 @@ def _timed(fn):
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+_PIPELINE = """
+import resource, sys, time
+import torch
+from sigplex.core.config import resolve_config
+from sigplex.core.task import Prepared
+from sigplex.plugins.speech_sep import mossformer2  # registers the model
+from sigplex.plugins.speech_sep.config import SeparationConfig
+from sigplex.plugins.speech_sep.task import SeparationTask
+torch.set_num_threads(1)
+torch.manual_seed(0)
+task = SeparationTask()
+cfg = resolve_config(SeparationConfig)
+prepared = Prepared(config=cfg, state={"sample_rate": 8000})
+model = task.build_model(cfg).eval()
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+with torch.no_grad():
+    out = task.predict(model, sys.argv[1], prepared)
+seconds = time.perf_counter() - start
+print(out.sources.shape[1], seconds, base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def stereo_16k_rows(minutes_list) -> list[dict]:
+    """Peak RSS of the predict path on 16 kHz stereo WAVs of each length (fresh process each)."""
+    import soundfile as sf
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for minutes in minutes_list:
+            path = Path(tmp) / f"meeting_{minutes}min.wav"
+            rng = np.random.default_rng(minutes)
+            with sf.SoundFile(path, "w", 16000, 2, subtype="PCM_16") as f:
+                for _ in range(minutes):  # written a minute at a time
+                    f.write((0.1 * rng.standard_normal((60 * 16000, 2))).astype(np.float32))
+            out = subprocess.run([sys.executable, "-c", _PIPELINE, str(path)], capture_output=True, text=True,
+                                 check=True).stdout.split()
+            length, seconds, base_kb, peak_kb = int(out[0]), float(out[1]), int(out[2]), int(out[3])
+            buffers_mb = minutes * 60 * 4 * (16000 + 8000 + 2 * 8000 + 2 * 16000) / 2 ** 20
+            rows.append({"bench": "mossformer2_long_audio", "ours_s": round(seconds, 3), "peer": "-", "peer_s": None,
+                         "ratio": None, "config": "small, predict path, stereo_16k", "audio_min": minutes,
+                         "sample_rate": 16000, "output_samples": length,
+                         "process_peak_mb": round(peak_kb / 1024, 1),
+                         "peak_over_start_mb": round((peak_kb - base_kb) / 1024, 1),
+                         "audio_buffers_mb": round(buffers_mb, 1),
+                         "realtime_factor": round(seconds / (minutes * 60), 4)})
+    return rows
 
 
 def run(quick: bool = False) -> list[dict]:
@@ -73,4 +132,4 @@ def run(quick: bool = False) -> list[dict]:
                  "audio_min": 1, "sample_rate": sr, "chunk_s": cfg.data.chunk_seconds,
                  "overlap_s": cfg.data.overlap_seconds, "ours_peak_mb": round(big_mb, 1),
                  "params_m": round(sum(p.numel() for p in paper.parameters()) / 1e6, 2)})
-    return rows
+    return rows + stereo_16k_rows((1, 2) if quick else (1, 10))

@@ -4,7 +4,10 @@ Both train on the same dynamic mixtures of the embedded corpus (same item seeds,
 1 s segments, Adam 1e-3, a cosine schedule over the **time** budget, clip 5) for the same
 wall-clock budget each (20 minutes, 2 threads; ``--quick``: 2 minutes; ``SIGPLEX_SEP_MINUTES``
 overrides, ``SIGPLEX_SEP_PRESET`` picks the task preset whose data both train on, e.g.
-``widened``), then are scored on the same held-out test mixtures (test voices, 3 s).
+``widened``, and ``SIGPLEX_SEP_SET`` adds ``key=value`` settings separated by spaces, e.g.
+``data.extra_voices=real_voices``: the shipped model's recipe), then are scored on the same held-out
+test mixtures (test voices, 3 s) and, if ``SIGPLEX_SEP_REAL`` names a ``mix/ + s1/, s2/`` folder of real
+mixtures (``speech_sep/data/make_real_mixtures.py``), on those whole files too (``*_real_si_sdri``).
 ConvTasNet is sized to a similar parameter count (``enc_num_feats=128, msk_num_feats=64,
 msk_num_hidden_feats=128, 6 layers x 2 stacks``; torchaudio's default is 5M parameters).
 ``ours_s``/``peer_s`` are inference times on a 10 s mixture (ratio > 1: ours is faster);
@@ -12,6 +15,7 @@ the steps each reached and SI-SDRi of both are extra columns.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -59,7 +63,8 @@ def run(quick: bool = False) -> list[dict]:
     minutes = float(os.environ.get("SIGPLEX_SEP_MINUTES", 2 if quick else 20))
     preset = os.environ.get("SIGPLEX_SEP_PRESET") or None
     task = SeparationTask()
-    cfg = resolve_config(SeparationConfig, presets=dict(task.presets), config=preset)
+    overrides = os.environ.get("SIGPLEX_SEP_SET", "").split()
+    cfg = resolve_config(SeparationConfig, presets=dict(task.presets), config=preset, overrides=overrides)
     data = task.build_data(cfg, None)
     torch.manual_seed(0)
     ours = task.build_model(cfg)
@@ -81,6 +86,14 @@ def run(quick: bool = False) -> list[dict]:
     with torch.no_grad():
         m_ours = task.evaluate(ours, data.test, data)
         m_peer = task.evaluate(peer, data.test, data)
+        real = {}
+        if os.environ.get("SIGPLEX_SEP_REAL"):
+            whole = dataclasses.replace(data, config=cfg.model_copy(  # whole files, not 3 s crops
+                update={"data": cfg.data.model_copy(update={"eval_seconds": None})}))
+            real_set = task.evaluation_data(os.environ["SIGPLEX_SEP_REAL"], whole)
+            real = {"real_mixtures": len(real_set),
+                    "ours_real_si_sdri": round(task.evaluate(ours, real_set, whole)["si_sdri"], 2),
+                    "peer_real_si_sdri": round(task.evaluate(peer, real_set, whole)["si_sdri"], 2)}
         x = torch.randn(1, 10 * cfg.data.sample_rate) * 0.1
         t = median_times_interleaved({"ours": lambda: ours(x), "peer": lambda: peer(x)}, repeat=3 if quick else 5)
     n_ours = sum(p.numel() for p in ours.parameters())
@@ -89,4 +102,5 @@ def run(quick: bool = False) -> list[dict]:
                 minutes_each=minutes, data_preset=preset or "default", ours_steps=steps_ours, peer_steps=steps_peer,
                 test_mixtures=int(m_ours["n_items"]), ours_si_sdri=round(m_ours["si_sdri"], 2),
                 peer_si_sdri=round(m_peer["si_sdri"], 2), ours_sdri=round(m_ours["sdri"], 2),
-                peer_sdri=round(m_peer["sdri"], 2), ours_params=n_ours, peer_params=n_peer, input="10 s @ 8 kHz")]
+                peer_sdri=round(m_peer["sdri"], 2), **real, overrides=" ".join(overrides) or None,
+                ours_params=n_ours, peer_params=n_peer, input="10 s @ 8 kHz")]
