@@ -29,11 +29,11 @@ NOTE = ("ours_s/peer_s are mean accuracy over SNRs in % (higher is better), not 
         "gain_*_pts = ours - peer")
 
 
-def budget(quick: bool) -> dict:
-    """Training-set size, steps and batch: the same for every model."""
-    if quick:
-        return {"n_per": 20, "test_per": 20, "steps": 150, "batch": 128}
-    return {"n_per": 50, "test_per": 50, "steps": 1500, "batch": 128}
+def budget(quick: bool, n_per: int | None = None, steps: int | None = None) -> dict:
+    """Training-set size, steps and batch: the same for every model (``n_per``/``steps`` override)."""
+    b = {"n_per": 20, "test_per": 20, "steps": 150, "batch": 128} if quick else \
+        {"n_per": 50, "test_per": 50, "steps": 1500, "batch": 128}
+    return {**b, **({"n_per": n_per} if n_per else {}), **({"steps": steps} if steps else {})}
 
 
 def model_size(name: str, options: dict | None = None) -> tuple[int, float]:
@@ -91,24 +91,31 @@ ARMS = ("SKD", "SKD fresh-noise teacher")
 
 
 def train_all(quick: bool = False, root: Path | None = None, log=print, arms=ARMS,
-              students=("KD-CNN", "KD-MobileNet")) -> list[dict]:
+              students=("KD-CNN", "KD-MobileNet"), n_per: int | None = None, steps: int | None = None,
+              alpha: float = 0.7, temperature: float = 4.0) -> list[dict]:
     """ClST, VT-CNN2, and KD-CNN / KD-MobileNet alone and distilled from ClST.
 
     Two teachers: ``ClST`` (the fixed set, as every other model) and ``ClST fresh-noise`` (the same N
     signals per class and SNR, with new noise and carrier phase drawn at every access). Students
-    always train on the fixed set.
+    always train on the fixed set. ClST and VT-CNN2 on the fixed set are trained unless the only arm is the
+    fresh-noise teacher's.
     """
-    b = budget(quick)
+    b = budget(quick, n_per, steps)
     root = Path(root or tempfile.mkdtemp(prefix="rf_modrec_bench_"))
-    results = [train_one("ClST", "clst", b, root, log=log), train_one("VT-CNN2", "vtcnn2", b, root, log=log),
-               train_one("ClST fresh-noise", "clst", b, root, fresh_noise=True, log=log)]
-    teachers = {"SKD": results[0]["run"], "SKD fresh-noise teacher": results[2]["run"]}
+    results, teachers = [], {}
+    if "SKD" in arms or not arms:
+        results += [train_one("ClST", "clst", b, root, log=log), train_one("VT-CNN2", "vtcnn2", b, root, log=log)]
+        teachers["SKD"] = results[0]["run"]
+    if "SKD fresh-noise teacher" in arms:
+        results.append(train_one("ClST fresh-noise", "clst", b, root, fresh_noise=True, log=log))
+        teachers["SKD fresh-noise teacher"] = results[-1]["run"]
     for label, name in (("KD-CNN", "kd_cnn"), ("KD-MobileNet", "kd_mobilenet")):
         if label not in students:
             continue
         results.append(train_one(f"{label} alone", name, b, root, log=log))
         for kind in arms:
-            results.append(train_one(f"{label} {kind}", name, b, root, teacher=teachers[kind], log=log))
+            results.append(train_one(f"{label} {kind}", name, b, root, teacher=teachers[kind], alpha=alpha,
+                                     temperature=temperature, log=log))
     return results
 
 
@@ -118,7 +125,7 @@ def pct(x: float) -> float:
 
 def rows_from(results: list[dict]) -> list[dict]:
     by = {r["label"]: r for r in results}
-    pairs = [("ClST", "VT-CNN2")] + [(f"{s} {kind}", f"{s} alone") for s in ("KD-CNN", "KD-MobileNet")
+    pairs = [("ClST", "VT-CNN2")] * ("ClST" in by) + [(f"{s} {kind}", f"{s} alone") for s in ("KD-CNN", "KD-MobileNet")
                                      for kind in ARMS if f"{s} {kind}" in by]
     rows = []
     for ours, peer in pairs:
@@ -193,12 +200,18 @@ if __name__ == "__main__":
     p.add_argument("--root", help="folder for the run directories (default: a new temporary folder)")
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS), help="which teachers distil")
     p.add_argument("--students", nargs="+", default=["KD-CNN", "KD-MobileNet"], choices=["KD-CNN", "KD-MobileNet"])
+    p.add_argument("--n-per", type=int, help="training frames per class and SNR (default 50; --quick 20)")
+    p.add_argument("--steps", type=int, help="steps of every model (default 1500; --quick 150)")
+    p.add_argument("--alpha", type=float, default=0.7, help="distill.alpha of the students")
+    p.add_argument("--temperature", type=float, default=4.0, help="distill.temperature of the students")
+    p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     results = train_all(a.quick, Path(a.root) if a.root else None, log=lambda s: print(s, flush=True),
-                        arms=tuple(a.arms), students=tuple(a.students))
+                        arms=tuple(a.arms), students=tuple(a.students), n_per=a.n_per, steps=a.steps,
+                        alpha=a.alpha, temperature=a.temperature)
     for r in rows_from(results):
         print(json.dumps(r))
     if a.markdown:
