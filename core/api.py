@@ -20,7 +20,7 @@ from .config import resolve_config
 from .errors import UserError
 from .plugins import PluginManager, get_plugin_manager
 from .task import Prepared, load_state
-from .weights import load_base_weights, load_state_strict
+from .weights import is_weights_file, load_base_weights, load_state_strict
 
 __all__ = ["RunDir", "fit", "load_task", "load_run", "load_pretrained", "load_weights", "load_predictor", "evaluate",
            "predict", "export",
@@ -151,8 +151,13 @@ def fit(plugin: str, *, task: str | None = None, data: str | Path | None = None,
         return run
     if init_from is not None and not Path(init_from).exists():
         raise UserError(f"--init-from {init_from}: no such run directory or weights file")
+    init_state = None
+    if init_from is not None and is_weights_file(init_from):
+        from .fileio import load_weights_file
+
+        init_state = load_weights_file(init_from)  # read once: for the settings it implies and for the model
     spec, task_obj, cfg = load_task(plugin, task, config=config, overrides=overrides, pm=pm,
-                                    override_label=override_label, weights=init_from)
+                                    override_label=override_label, weights=init_from, weights_state=init_state)
     run_path = Path(out) if out is not None else default_run_dir(plugin, spec.name)
     if not _reusable(run_path):
         raise UserError(f"--out {run_path}: already exists and is not empty; use --resume to continue it")
@@ -163,7 +168,9 @@ def fit(plugin: str, *, task: str | None = None, data: str | Path | None = None,
     info = {"plugin": plugin, "task": spec.name, "data": str(Path(data).resolve()) if data else None,
             "distill_from": str(Path(distill_from).resolve()) if distill_from else None}
     trainer = Trainer(task_obj, cfg, run_path, callbacks=callbacks, adapter=adapter,
-                      init_from=Path(init_from).resolve() if init_from else None, run_info=info)
+                      init_from=Path(init_from).resolve() if init_from else None, run_info=info,
+                      init_weights=init_state)
+    del init_state
     trainer.fit(data=data, resume=False)
     return RunDir(run_path)
 
@@ -367,8 +374,6 @@ def load_predictor(checkpoint: str | Path | None, *, plugin: str | None = None, 
                    config=None) -> Predictor:
     """A run's model (``checkpoint`` a run directory or checkpoint folder), a bare weights file's (see
     :func:`load_weights`; ``config`` applies to it only), or the task's shipped weights when ``checkpoint`` is None."""
-    from .weights import is_weights_file
-
     if checkpoint is not None and is_weights_file(checkpoint):
         return load_weights(checkpoint, plugin, task, config=config, overrides=overrides, device=device, pm=pm,
                             engine=engine)

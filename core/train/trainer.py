@@ -157,8 +157,9 @@ class Trainer:
     """Trains a task's model; see the module docstring."""
 
     def __init__(self, task, config, run_dir: str | Path, *, callbacks=(), adapter: str | None = None,
-                 init_from: str | Path | None = None, run_info: dict | None = None):
+                 init_from: str | Path | None = None, run_info: dict | None = None, init_weights: dict | None = None):
         self.task, self.config, self.run_dir = task, config, Path(run_dir)
+        self._init_weights = init_weights  # init_from's state dict when the caller has read it (dropped once used)
         self.callbacks: list[Callback] = list(callbacks)
         self.adapter, self.init_from = adapter, init_from
         self.run_info = dict(run_info or {})
@@ -174,7 +175,8 @@ class Trainer:
         model = self.task.build_model(self.config)
         self.task.prepare_model(model, self.prepared)
         if self.init_from is not None:
-            load_base_weights(self.task, model, self.init_from)
+            load_base_weights(self.task, model, self.init_from, weights=self._init_weights)
+            self._init_weights = None
         if self.adapter:
             from ..adapters import apply_adapter
 

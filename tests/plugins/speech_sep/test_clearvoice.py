@@ -162,9 +162,15 @@ def test_the_documented_route_separates_a_file_with_a_clearvoice_checkpoint(tmp_
 
 
 @pytest.mark.slow
-def test_init_from_a_clearvoice_checkpoint_fine_tunes_from_its_weights(tmp_path):
-    """`platform train --config clearvoice-16k --init-from last_best_checkpoint.pt`: training starts from them."""
+def test_init_from_a_clearvoice_checkpoint_fine_tunes_from_its_weights(tmp_path, monkeypatch):
+    """`platform train --config clearvoice-16k --init-from last_best_checkpoint.pt`: training starts from them,
+    and the (possibly 200 MB) file is read once, for both the settings it implies and the model."""
     import sigplex.core as sp
+    import sigplex.core.fileio as fileio
+
+    reads = []
+    real_load = fileio.load_weights_file
+    monkeypatch.setattr(fileio, "load_weights_file", lambda path: reads.append(str(path)) or real_load(path))
 
     net = their_network(dim=64, layers=3)
     torch.save({"model": net.state_dict()}, tmp_path / "last_best_checkpoint.pt")
@@ -173,6 +179,7 @@ def test_init_from_a_clearvoice_checkpoint_fine_tunes_from_its_weights(tmp_path)
                  "optim.lr": 1e-9}
     run = sp.fit("speech_sep", config="clearvoice-16k", overrides=overrides, init_from=tmp_path / "last_best_checkpoint.pt",
                  out=tmp_path / "run")
+    assert len(reads) == 1
     tuned = sp.load_run(run).model
     x = torch.randn(1, 16 + 8 * 200)
     theirs, mine = separate_both(net, tuned, x)
