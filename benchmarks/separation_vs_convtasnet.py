@@ -2,8 +2,8 @@
 
 Both train on the same dynamic mixtures of the embedded corpus (same item seeds, batch 4,
 1 s segments, Adam 1e-3, a cosine schedule over the **time** budget, clip 5) for the same
-wall-clock budget each (20 minutes, 2 threads; ``--quick``: 2 minutes; ``SIGPLEX_SEP_MINUTES``
-overrides, ``SIGPLEX_SEP_PRESET`` picks the task preset whose data both train on, e.g.
+wall-clock budget each (20 minutes, 2 threads, ``SIGPLEX_SEP_THREADS`` to change; ``--quick``: 2 minutes;
+``SIGPLEX_SEP_MINUTES`` overrides, ``SIGPLEX_SEP_PRESET`` picks the task preset whose data both train on, e.g.
 ``widened``, and ``SIGPLEX_SEP_SET`` adds ``key=value`` settings separated by spaces, e.g.
 ``data.extra_voices=real_voices``: the shipped model's recipe), then are scored on the same held-out
 test mixtures (test voices, 3 s) and, if ``SIGPLEX_SEP_REAL`` names a ``mix/ + s1/, s2/`` folder of real
@@ -59,7 +59,7 @@ def run(quick: bool = False) -> list[dict]:
     from sigplex.plugins.speech_sep.config import SeparationConfig
     from sigplex.plugins.speech_sep.task import SeparationTask
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("SIGPLEX_SEP_THREADS", 2)))
     minutes = float(os.environ.get("SIGPLEX_SEP_MINUTES", 2 if quick else 20))
     preset = os.environ.get("SIGPLEX_SEP_PRESET") or None
     task = SeparationTask()
@@ -99,7 +99,8 @@ def run(quick: bool = False) -> list[dict]:
     n_ours = sum(p.numel() for p in ours.parameters())
     n_peer = sum(p.numel() for p in peer.parameters())
     return [row("separation_vs_convtasnet", t["ours"], "torchaudio ConvTasNet (small)", t["peer"],
-                minutes_each=minutes, data_preset=preset or "default", ours_steps=steps_ours, peer_steps=steps_peer,
+                minutes_each=minutes, threads=torch.get_num_threads(),
+                data_preset=preset or "default", ours_steps=steps_ours, peer_steps=steps_peer,
                 test_mixtures=int(m_ours["n_items"]), ours_si_sdri=round(m_ours["si_sdri"], 2),
                 peer_si_sdri=round(m_peer["si_sdri"], 2), ours_sdri=round(m_ours["sdri"], 2),
                 peer_sdri=round(m_peer["sdri"], 2), **real, overrides=" ".join(overrides) or None,
