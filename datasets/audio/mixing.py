@@ -54,8 +54,8 @@ class _GlobalRNG:
         return np.random.uniform(low, high, size)
 
     @staticmethod
-    def choice(n, size, replace=True):
-        return np.random.choice(n, size, replace=replace)
+    def choice(n, size, replace=True, p=None):
+        return np.random.choice(n, size, replace=replace, p=p)
 
 
 class SeparationDataset:
@@ -113,16 +113,24 @@ class DynamicMixDataset:
     source (``1.1`` = 10 % faster and higher; needs ``sample_rate``). With fewer speakers than
     ``num_spks`` speakers repeat. ``augment``: an :class:`~.augment.Augmentation` (voice steps per
     source before cropping, one room for all sources, noise added to the mixture only: the
-    targets stay noise-free).
+    targets stay noise-free). ``speaker_weights``: speaker -> relative probability of being drawn
+    (default: all alike); the talkers of one mixture are still distinct.
     """
 
     def __init__(self, speakers: dict[str, Sequence[Utterance]], num_spks: int, segment: int, length: int, *,
                  gain_db: float = 2.5, seed: int | None = None, peak: float = 0.9,
-                 speeds: Sequence[float] = (1.0,), sample_rate: int | None = None, augment=None):
+                 speeds: Sequence[float] = (1.0,), sample_rate: int | None = None, augment=None,
+                 speaker_weights: dict[str, float] | None = None):
         self.speakers = {k: list(v) for k, v in speakers.items() if len(v)}
         if not self.speakers:
             raise UserError("dynamic mixing: no utterances to mix; expected at least one speaker with audio")
         self.names = sorted(self.speakers)
+        self.p = None
+        if speaker_weights is not None:
+            w = np.array([float(speaker_weights.get(k, 0.0)) for k in self.names])
+            if (w < 0).any() or np.count_nonzero(w) < min(num_spks, len(w)):
+                raise ValueError(f"speaker_weights: need >= {num_spks} speakers with a positive weight")
+            self.p = w / w.sum()
         self.num_spks, self.segment, self.length = num_spks, segment, length
         self.gain_db, self.seed, self.peak = gain_db, seed, peak
         self.speeds, self.sample_rate = tuple(speeds), sample_rate
@@ -153,7 +161,7 @@ class DynamicMixDataset:
 
         rng = _GlobalRNG() if self.seed is None else np.random.default_rng(self.seed * 1_000_003 + i)
         n = len(self.names)
-        picks = rng.choice(n, self.num_spks, replace=n < self.num_spks)
+        picks = rng.choice(n, self.num_spks, replace=n < self.num_spks, p=self.p)
         sources = []
         for j in np.atleast_1d(picks):
             utts = self.speakers[self.names[int(j)]]

@@ -74,6 +74,9 @@ class DataSection(Section):
     extra_voices: Optional[str] = Field(
         None, description="dynamic mixing: a folder of speaker folders (ROOT/SPEAKER/*.wav|flac, single talkers) "
                           "whose recordings join the training voices; leading/trailing silence is trimmed")
+    extra_voices_share: Optional[float] = Field(
+        None, ge=0, le=1, description="dynamic mixing: chance that a talker is drawn from data.extra_voices rather "
+                                      "than the other training voices (None: every voice alike)")
     train_items: int = Field(4000, ge=1, description="dynamic mixing: mixtures per epoch")
     val_items: int = Field(32, ge=1, description="embedded data: held-out validation mixtures")
     test_items: int = Field(64, ge=1, description="embedded data: held-out test mixtures")

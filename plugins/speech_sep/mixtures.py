@@ -41,6 +41,13 @@ def extra_voices(config) -> dict:
         max_clipped=d.max_clipped)) for p in files] for name, files in speakers.items()}
 
 
+def _share(extra: dict, others: dict, share: float | None) -> dict | None:
+    """Speaker weights giving ``extra``'s voices ``share`` of the draws together (None: all alike)."""
+    if share is None or not extra or not others:
+        return None
+    return {**{k: (1 - share) / len(others) for k in others}, **{k: share / len(extra) for k in extra}}
+
+
 def embedded_splits(config) -> tuple:
     """``(train, val, test, voices)`` of the embedded corpus (training voices joined by
     ``data.extra_voices``); ``voices`` names each split's voices."""
@@ -50,10 +57,11 @@ def embedded_splits(config) -> tuple:
     if clash := sorted(set(extra) & set().union(*corpus.values())):
         raise UserError(f"data.extra_voices {d.extra_voices}: speaker folder {clash[0]!r} has the name of an embedded "
                         "voice; rename it")
+    weights = _share(extra, corpus["train"], d.extra_voices_share)
     corpus["train"] = {**corpus["train"], **extra}
     seg, ev = _samples(d.segment_seconds, sr), _samples(d.eval_seconds, sr) or 3 * sr
     train = DynamicMixDataset(corpus["train"], n, seg, d.train_items, gain_db=d.gain_db, speeds=d.speeds(),
-                              sample_rate=sr, augment=d.augmentation())
+                              sample_rate=sr, augment=d.augmentation(), speaker_weights=weights)
     val = DynamicMixDataset(corpus["val"], n, ev, d.val_items, gain_db=d.gain_db, seed=1)
     test = DynamicMixDataset(corpus["test"], n, ev, d.test_items, gain_db=d.gain_db, seed=2)
     return train, val, test, {k: sorted(v) for k, v in corpus.items()}
@@ -71,9 +79,11 @@ def folder_splits(config, data: Path) -> tuple:
         speakers = {f"{ex.id}/{k}": [lambda p=path, k=k: read_audio(
             p, sr, resample_to_rate=d.resample, field=f"source_{k}", max_clipped=d.max_clipped)]
             for ex in splits["train"] for k, path in enumerate(ex.sources[:n], 1)}
-        speakers.update(extra_voices(config))
+        extra = extra_voices(config)
+        weights = _share(extra, speakers, d.extra_voices_share)
+        speakers.update(extra)
         train = DynamicMixDataset(speakers, n, seg, d.train_items, gain_db=d.gain_db, speeds=d.speeds(), sample_rate=sr,
-                                  augment=d.augmentation())
+                                  augment=d.augmentation(), speaker_weights=weights)
     val, test = (SeparationDataset(splits[s], sr, segment=ev, **common) if s in splits else None
                  for s in ("val", "test"))
     return train, val, test

@@ -197,3 +197,20 @@ def test_speaker_folders_list_each_speakers_recordings_at_any_depth(tmp_path):
         read_speaker_folders(tmp_path / "missing")
     with pytest.raises(UserError, match="no speaker folder"):
         read_speaker_folders(tmp_path / "carol")
+
+
+def test_dynamic_mixing_draws_speakers_by_their_weights_and_still_distinct():
+    drawn = []
+    tone = np.sin(np.arange(800) / 5).astype(np.float32)
+    speakers = {name: [lambda name=name: (drawn.append(name), tone)[1]] for name in "abcd"}
+    ds = DynamicMixDataset(speakers, 2, 400, 2000, gain_db=0, seed=0, speaker_weights={"a": 8, "b": 8, "c": 1, "d": 1})
+    for i in range(len(ds)):
+        ds[i]
+    pairs = [drawn[k:k + 2] for k in range(0, len(drawn), 2)]
+    assert all(x != y for x, y in pairs)  # two different talkers in every mixture
+    share = sum(name in "ab" for name in drawn) / len(drawn)
+    # a pair drawn without replacement from weights 8:8:1:1 is from {a, b} 0.852 of the time
+    # ((16/18 + 16/18 * 8/10 + 2/18 * 16/17) / 2); uniform drawing would give 0.5
+    assert 0.81 < share < 0.89, share
+    with pytest.raises(ValueError, match="positive weight"):
+        DynamicMixDataset(speakers, 2, 400, 10, speaker_weights={"a": 1})

@@ -94,6 +94,9 @@ def test_extra_voices_join_the_training_voices_trimmed_and_never_the_held_out_on
     item = only[0]
     assert item["sources"].shape == (2, 4000)
     assert all(float(s.pow(2).mean()) > 1e-4 for s in item["sources"])
+    shared = task.build_data(config(**{"data.extra_voices": str(tmp_path), "data.extra_voices_share": 0.8}), None)
+    p = dict(zip(shared.train.names, shared.train.p))
+    assert abs(p["real_a"] + p["real_b"] - 0.8) < 1e-9 and abs(sum(p.values()) - 1) < 1e-9
     (tmp_path / "fl_kal").mkdir()
     sf.write(tmp_path / "fl_kal" / "u.wav", tone, 8000)
     with pytest.raises(UserError, match="fl_kal.*embedded voice"):
