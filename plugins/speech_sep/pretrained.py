@@ -2,13 +2,17 @@
 
 Recipe (about 45 minutes on 2 CPU cores)::
 
-    apt-get download asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav \\
+    apt-get download asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav \
         asterisk-prompt-es-co asterisk-prompt-fr-armelle
     for f in *.deb; do dpkg -x "$f" voices; done
     python plugins/speech_sep/data/make_real_voices.py voices/usr/share/asterisk/sounds real_voices
-    platform train --plugin speech_sep --config widened --set data.extra_voices=real_voices \\
-        --set trainer.max_steps=3000 --set trainer.val_every=500 --set trainer.checkpoint_every=500
-    python -m sigplex.plugins.speech_sep.pretrained RUN_DIR
+    platform train --plugin speech_sep --config widened --set data.extra_voices=real_voices \
+        --set trainer.max_steps=3000 --set trainer.val_every=500 --set trainer.checkpoint_every=500 --out stage1
+    # stopped after the step-1000 checkpoint (the recorded voices were 5 of 16 talkers: too few draws)
+    platform train --plugin speech_sep --config widened --init-from stage1/checkpoints/step-00001000 \
+        --set data.extra_voices=real_voices --set data.extra_voices_share=0.85 --set trainer.max_steps=2200 \
+        --set trainer.val_every=2200 --set trainer.checkpoint_every=550 --out stage2
+    python -m sigplex.plugins.speech_sep.pretrained stage2
 
 The last command copies the run's best checkpoint (``platform`` picks it the same way) into
 ``weights/mossformer2_default.safetensors`` and the run's prepared state (the model's sample rate)

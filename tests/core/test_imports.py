@@ -58,4 +58,6 @@ def test_wheel_installs_only_the_sigplex_namespace(tmp_path):
     assert "sigplex/__init__.py" not in names  # sigplex is a namespace package
     # data shipped inside packages: the speech corpus and the trained OFDM weights
     assert "sigplex/plugins/ofdm_chest/weights/adafortitran.safetensors" in names
+    assert "sigplex/plugins/speech_sep/weights/mossformer2_default.safetensors" in names
+    assert "sigplex/plugins/speech_sep/weights/default_state/prepared.json" in names
     assert any(n.startswith("sigplex/plugins/speech_sep/data/") and n.endswith(".flac") for n in names)
