@@ -10,9 +10,9 @@ evaluation speaker is trained on. Fetch and unpack (no install needed)::
     for f in *.deb; do dpkg -x "$f" voices; done
     python plugins/speech_sep/data/make_real_voices.py voices/usr/share/asterisk/sounds real_voices
 
-Speakers (all CC BY-SA 3.0 or GPL-2+, see each package's copyright file): June Wallack (fr_CA_f_June),
-IvrvoiceRU (ru_RU_f_IvrvoiceRU), Carlo (it_IT_m_Carlo), the Colombian Spanish prompts (``es/``, GSM) and
-Armelle Desjardins (``fr/``, GSM). Every prompt is read at 8 kHz (raw GSM 6.10 decoded by libsndfile),
+Speakers (see each package's copyright file): June (fr_CA_f_June), IvrvoiceRU (ru_RU_f_IvrvoiceRU) and
+Carlo (it_IT_m_Carlo), CC BY-SA 3.0; the Colombian Spanish prompts of July E. Jimenez (``es/``, GSM), GPL-2;
+Armelle Desjardins (``fr/``, GSM), a BSD-style licence. Every prompt is read at 8 kHz (raw GSM 6.10 decoded by libsndfile),
 trimmed of leading and trailing silence, skipped if shorter than ``--min-seconds`` or quieter than
 -45 dBFS RMS, and written as ``OUT/SPEAKER/NAME.flac``.
 """
