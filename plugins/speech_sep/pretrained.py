@@ -16,17 +16,16 @@ Recipe (about 45 minutes on 2 CPU cores)::
 
 The last command copies the run's best checkpoint (``platform`` picks it the same way) into
 ``weights/mossformer2_default.safetensors`` and the run's prepared state (the model's sample rate)
-into ``weights/default_state/``. ``SeparationTask.pretrained`` declares them, so
+into ``weights/`` beside them. ``SeparationTask.pretrained`` declares them, so
 ``platform predict --plugin speech_sep --input mix.wav --output out/`` works with no ``--checkpoint``.
 """
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
 RELATIVE_PATH = "weights/mossformer2_default.safetensors"
-STATE_PATH = "weights/default_state"
+STATE_PATH = "weights"  # a package (its __init__.py), so wheels carry these files
 HERE = Path(__file__).resolve().parent
 
 
@@ -44,7 +43,7 @@ def export(run_dir: str | Path, out: Path = HERE) -> Path:
     state.mkdir(parents=True, exist_ok=True)
     for name in ("prepared.json", "prepared.safetensors"):
         if (run_dir / name).is_file():
-            shutil.copyfile(run_dir / name, state / name)
+            atomic_write_bytes(state / name, (run_dir / name).read_bytes())
     return target
 
 

@@ -59,5 +59,5 @@ def test_wheel_installs_only_the_sigplex_namespace(tmp_path):
     # data shipped inside packages: the speech corpus and the trained OFDM weights
     assert "sigplex/plugins/ofdm_chest/weights/adafortitran.safetensors" in names
     assert "sigplex/plugins/speech_sep/weights/mossformer2_default.safetensors" in names
-    assert "sigplex/plugins/speech_sep/weights/default_state/prepared.json" in names
+    assert "sigplex/plugins/speech_sep/weights/prepared.json" in names
     assert any(n.startswith("sigplex/plugins/speech_sep/data/") and n.endswith(".flac") for n in names)

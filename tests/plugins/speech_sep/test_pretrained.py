@@ -83,5 +83,5 @@ def test_export_copies_the_runs_best_checkpoint_and_state(tmp_path):
     out = export(run, tmp_path / "pkg")
     assert out == tmp_path / "pkg" / RELATIVE_PATH
     assert torch.equal(load_file(out)["w"], torch.full((3,), 10.0))
-    state = json.loads((tmp_path / "pkg" / "weights" / "default_state" / "prepared.json").read_text())
+    state = json.loads((tmp_path / "pkg" / "weights" / "prepared.json").read_text())
     assert state["values"] == {"sample_rate": 8000}
