@@ -12,13 +12,13 @@ soundfile and torchaudio are imported inside the functions that need them.
 from .io import audio_info, clipped_fraction, read_audio, read_downmixed, resample, trim_silence, write_audio
 from .mixing import DynamicMixDataset, SeparationDataset, fit_length
 from .readers import (
-                      Example,
-                      discover_splits,
-                      read_folder,
-                      read_librimix_csv,
-                      read_speaker_folders,
-                      read_split,
-                      read_wsj0_scp,
+    Example,
+    discover_splits,
+    read_folder,
+    read_librimix_csv,
+    read_speaker_folders,
+    read_split,
+    read_wsj0_scp,
 )
 
 __all__ = ["DynamicMixDataset", "Example", "SeparationDataset", "audio_info", "clipped_fraction", "discover_splits",

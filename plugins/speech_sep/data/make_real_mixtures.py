@@ -31,16 +31,12 @@ import numpy as np
 import soundfile as sf
 
 from sigplex.datasets.audio import trim_silence
-
-SR = 8000
+from sigplex.plugins.speech_sep.data.make_real_voices import SR, read_prompt
 
 
 def trimmed(path: Path) -> np.ndarray:
     """The recording without its leading and trailing silence (frames 40 dB below its loudest)."""
-    wav, sr = sf.read(str(path), dtype="float32")
-    if sr != SR or wav.ndim != 1:
-        raise SystemExit(f"{path}: expected {SR} Hz mono, got {sr} Hz with shape {wav.shape}")
-    return trim_silence(wav)
+    return trim_silence(read_prompt(path))
 
 
 def main(argv=None) -> None:
