@@ -93,6 +93,10 @@ def attention(q, k, v, bias=None, mask=None, scale=None, dropout_p: float = 0.0)
         # SDPA takes a boolean mask natively: no additive mask to materialise.
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)
     additive = combine_bias_and_mask(bias, mask, q.dtype)
+    if additive is not None and additive.dim() < q.dim():
+        # same broadcast, but SDPA's CPU flash kernel takes only a mask with q's rank: a [H, L, S]
+        # mask against [B, H, L, D] would send it to the unfused math path (2x slower here)
+        additive = additive.view((1,) * (q.dim() - additive.dim()) + tuple(additive.shape))
     if not _FUSED:
         return attention_reference(q, k, v, additive, scale=scale, dropout_p=dropout_p)
     return F.scaled_dot_product_attention(

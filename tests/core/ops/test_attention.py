@@ -305,6 +305,27 @@ def test_sdpa_is_the_fused_path(monkeypatch):
     assert len(calls) == 1
 
 
+def test_lower_rank_bias_reaches_sdpa_with_the_query_rank(monkeypatch):
+    """A [H, L, S] or [L, S] bias goes to SDPA as [1, H, L, S] / [1, 1, L, S]: the CPU flash kernel
+    refuses a mask of lower rank than q and would fall back to the slower math path."""
+    ranks = []
+    real = F.scaled_dot_product_attention
+
+    def spy(q, k, v, attn_mask=None, **kw):
+        ranks.append(attn_mask.dim())
+        return real(q, k, v, attn_mask=attn_mask, **kw)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    q, k, v = rand(2, 3, 5, 4), rand(2, 3, 6, 4), rand(2, 3, 6, 4)
+    for bias in (rand(3, 5, 6), rand(5, 6)):
+        with fused_attention(True):
+            got = attention(q, k, v, bias=bias)
+        with fused_attention(False):
+            ref = attention(q, k, v, bias=bias)
+        torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+    assert ranks == [4, 4]
+
+
 @pytest.mark.parametrize("bias, scale", [(True, None), (False, None), (True, 40 ** -0.5)])
 def test_mha_small_shape_inference_takes_the_native_kernel_and_equals_sdpa(monkeypatch, bias, scale):
     """No-grad inference at small shapes goes to torch's fused MHA kernel, with the same result as the SDPA path
