@@ -1,7 +1,8 @@
 """Swin UNETR training step: sigplex vs MONAI 1.6.1, time and peak memory.
 
 One step = forward + sigmoid-Dice-like loss + backward + AdamW step, fp32, 2 threads, same
-initial weights, input (1, 4, 64, 64, 64) (``--quick``: feature_size 12; full: 24).
+initial weights, input (1, 4, S, S, S): ``--quick`` S = 64 at feature_size 12; full: S = 64 and 96
+at feature_size 24.
 Peak memory is what torch allocated during one step (profiler allocator events).
 """
 from __future__ import annotations
@@ -39,15 +40,18 @@ def run(quick: bool = False) -> list[dict]:
     torch.set_num_threads(2)
     torch.manual_seed(0)
     feature_size = 12 if quick else 24
-    size = 64
-    monai = MonaiSwinUNETR(in_channels=4, out_channels=3, feature_size=feature_size).train()
-    ours = SwinUNETR(in_channels=4, out_channels=3, feature_size=feature_size).train()
-    ours.load_state_dict(monai.state_dict(), strict=True)
-    x = torch.randn(1, 4, size, size, size)
-    target = (torch.rand(1, 3, size, size, size) > 0.5).float()
-    step_ours, step_monai = _step_fn(ours, x, target), _step_fn(monai, x, target)
-    t = median_times_interleaved({"ours": step_ours, "monai": step_monai}, repeat=3 if quick else 5)
-    mem_ours, mem_monai = peak_memory_mb(step_ours), peak_memory_mb(step_monai)
-    return [row("swin_unetr_train", t["ours"], "monai SwinUNETR", t["monai"], input=f"1x4x{size}^3",
-                feature_size=feature_size, peak_mb_ours=round(mem_ours, 1), peak_mb_peer=round(mem_monai, 1),
-                memory_ratio=round(mem_monai / mem_ours, 3) if mem_ours else None)]
+    rows = []
+    for size in (64,) if quick else (64, 96):
+        torch.manual_seed(0)
+        monai = MonaiSwinUNETR(in_channels=4, out_channels=3, feature_size=feature_size).train()
+        ours = SwinUNETR(in_channels=4, out_channels=3, feature_size=feature_size).train()
+        ours.load_state_dict(monai.state_dict(), strict=True)
+        x = torch.randn(1, 4, size, size, size)
+        target = (torch.rand(1, 3, size, size, size) > 0.5).float()
+        step_ours, step_monai = _step_fn(ours, x, target), _step_fn(monai, x, target)
+        t = median_times_interleaved({"ours": step_ours, "monai": step_monai}, repeat=3 if quick else 5)
+        mem_ours, mem_monai = peak_memory_mb(step_ours), peak_memory_mb(step_monai)
+        rows.append(row("swin_unetr_train", t["ours"], "monai SwinUNETR", t["monai"], input=f"1x4x{size}^3",
+                        feature_size=feature_size, peak_mb_ours=round(mem_ours, 1), peak_mb_peer=round(mem_monai, 1),
+                        memory_ratio=round(mem_monai / mem_ours, 3) if mem_ours else None))
+    return rows
