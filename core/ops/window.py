@@ -238,14 +238,15 @@ class _BiasedAttention(torch.autograd.Function):
         m, h, n, d = q.shape
         with torch.no_grad():
             if mask is None or mask.shape[0] == 1:
-                additive = bias if mask is None else bias + mask.to(bias.dtype)
+                # detached: SDPA sends a mask that requires grad to its math path, even under no_grad
+                additive = bias.detach() if mask is None else bias.detach() + mask.to(bias.dtype)
                 out = attention(q, k, v, bias=additive.to(q.dtype), scale=scale)
             else:  # a mask per window: bias + mask made a block at a time, as in the backward
                 out = q.new_empty(m, h, n, d)
                 block = _block_windows(q)
                 for i in range(0, m, block):
                     j = min(i + block, m)
-                    additive = bias.unsqueeze(0) + _mask_rows(mask, i, j).to(bias.dtype).unsqueeze(1)
+                    additive = bias.detach().unsqueeze(0) + _mask_rows(mask, i, j).to(bias.dtype).unsqueeze(1)
                     out[i:j] = attention(q[i:j], k[i:j], v[i:j], bias=additive.to(q.dtype), scale=scale)
         ctx.save_for_backward(q, k, v, bias, mask, out)
         ctx.scale = scale

@@ -369,3 +369,21 @@ def test_grid_backward_in_blocks_matches_whole(monkeypatch):
     blocked = torch.autograd.grad(mod.forward_grid(x, (1, 1, 1)), params, g)
     for w, bl in zip(whole, blocked):
         torch.testing.assert_close(bl, w, atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("shift", [(0, 0, 0), (1, 1, 1)])
+def test_training_forward_gives_sdpa_a_constant_mask(monkeypatch, shift):
+    """The training path's forward hands SDPA a 4D mask that needs no gradient: SDPA would take
+    its unfused math path for one that does (even under no_grad), or for a lower-rank one."""
+    F = importlib.import_module("torch.nn.functional")
+    seen = []
+    real = F.scaled_dot_product_attention
+
+    def spy(q, k, v, attn_mask=None, **kw):
+        seen.append((attn_mask.requires_grad, attn_mask.dim()))
+        return real(q, k, v, attn_mask=attn_mask, **kw)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    mod = make_attn()
+    mod.forward_grid(torch.randn(1, 6, 6, 6, 12, requires_grad=True), shift).sum().backward()
+    assert seen and all(s == (False, 4) for s in seen)
