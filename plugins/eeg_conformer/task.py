@@ -35,6 +35,7 @@ class _EEGTask(Task):
     """What both tasks share: model, data and state, training step, batched inference, prediction, plots."""
 
     kind = "mi"
+    random_items = False  # a window is read without randomness: no per-item seeding (9 ms of a 76 ms step)
     balanced_loss = False  # weight the loss by inverse class frequency (prepared.state["class_weights"])
     input_suffixes = EXTENSIONS
     output_suffixes = (".csv",)

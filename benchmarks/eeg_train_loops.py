@@ -1,0 +1,110 @@
+"""DBConformer trained end to end by braindecode's ``EEGClassifier`` (skorch) and by the sigplex Trainer.
+
+The same module, initial weights and data in both loops: the motor_imagery task's default
+simulated recordings as the task prepares them (filtered, aligned, 4 s windows, LOSO split), the
+DBConformer of the task's default config. Both: batch 32 shuffled, Adam lr 1e-3 constant, no
+weight decay, cross-entropy, the same number of optimizer steps (whole epochs over the training
+windows). Throughput = training windows per second between step ``WARM`` and the last step,
+timed by a callback in each loop (set-up, validation and the final evaluation are outside it).
+Metric: accuracy of each trained model on the same test-subject windows.
+ratio = peer seconds per window / ours (> 1: the sigplex Trainer is faster).
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks._timing import row
+
+BATCH, LR, WARM = 32, 1e-3, 5
+TASK = "motor_imagery"
+
+
+def _prepared():
+    from sigplex.core.api import load_task
+
+    _, task, config = load_task("eeg_conformer", TASK)
+    return task, task.build_data(config, None)
+
+
+def _accuracy(model, x: torch.Tensor, y: torch.Tensor) -> float:
+    model.eval()
+    with torch.no_grad():
+        pred = torch.cat([model(x[i:i + 256]).argmax(1) for i in range(0, len(x), 256)])
+    return float((pred == y).float().mean())
+
+
+def _train_ours(init: Path, steps: int, test) -> dict:
+    import sigplex.core as sp
+    from sigplex.core.train.callbacks import Callback
+
+    stamps: dict[int, float] = {}
+
+    class StepTimer(Callback):
+        def on_step_end(self, trainer, step, logs):
+            stamps[step] = time.perf_counter()
+
+    overrides = {"trainer.batch_size": BATCH, "trainer.max_steps": steps, "trainer.val_every": steps,
+                 "trainer.checkpoint_every": steps, "trainer.log_every": steps, "trainer.progress": "none",
+                 "trainer.tensorboard": False, "trainer.num_workers": 0, "optim.name": "adam", "optim.lr": LR,
+                 "optim.weight_decay": 0.0, "optim.schedule": "constant", "optim.warmup_steps": 0}
+    with tempfile.TemporaryDirectory() as tmp:
+        run = sp.fit("eeg_conformer", task=TASK, overrides=overrides, init_from=init, out=Path(tmp) / "run",
+                     callbacks=[StepTimer()])
+        from sigplex.core.train.checkpoint import latest_valid_checkpoint
+
+        model = sp.load_run(latest_valid_checkpoint(run.path)).model  # the final weights, as skorch's
+        acc = _accuracy(model, test.x, test.y)
+    first, last = WARM, max(stamps)
+    return {"windows_per_s": (last - first) * BATCH / (stamps[last] - stamps[first]), "accuracy": acc,
+            "steps": len(stamps)}
+
+
+def _train_peer(model, train, epochs: int, test) -> dict:
+    from braindecode import EEGClassifier
+    from skorch.callbacks import Callback
+
+    stamps: list[tuple[float, int]] = []
+
+    class BatchTimer(Callback):
+        def on_batch_end(self, net, batch=None, training=None, **kwargs):
+            if training:
+                stamps.append((time.perf_counter(), len(batch[1])))
+
+    clf = EEGClassifier(model, criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.Adam, optimizer__lr=LR,
+                        batch_size=BATCH, max_epochs=epochs, train_split=None, iterator_train__shuffle=True,
+                        callbacks=[("batch_timer", BatchTimer())], device="cpu", verbose=0,
+                        classes=list(range(int(train.y.max()) + 1)))
+    clf.fit(train.x.numpy(), train.y.numpy())
+    windows = sum(n for _, n in stamps[WARM + 1:])
+    return {"windows_per_s": windows / (stamps[-1][0] - stamps[WARM][0]),
+            "accuracy": _accuracy(clf.module_, test.x, test.y), "steps": len(stamps)}
+
+
+def run(quick: bool = False) -> list[dict]:
+    from safetensors.torch import save_file
+
+    torch.set_num_threads(2)
+    task, prepared = _prepared()
+    train, test = prepared.train, prepared.test
+    epochs = 3 if quick else 20
+    steps = epochs * math.ceil(len(train) / BATCH)
+    torch.manual_seed(0)
+    model = task.build_model(prepared.config)
+    with tempfile.TemporaryDirectory() as tmp:
+        init = Path(tmp) / "init.safetensors"
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(init))
+        ours = _train_ours(init, steps, test)
+    torch.manual_seed(0)
+    np.random.seed(0)
+    peer = _train_peer(model, train, epochs, test)
+    return [row("eeg_train_loops", BATCH / ours["windows_per_s"], "braindecode EEGClassifier (skorch)",
+                BATCH / peer["windows_per_s"], model="dbconformer", task=TASK, train_windows=len(train),
+                epochs=epochs, steps_ours=ours["steps"], steps_peer=peer["steps"],
+                windows_per_s_ours=round(ours["windows_per_s"], 1), windows_per_s_peer=round(peer["windows_per_s"], 1),
+                test_accuracy_ours=round(ours["accuracy"], 4), test_accuracy_peer=round(peer["accuracy"], 4))]
