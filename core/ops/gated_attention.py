@@ -57,7 +57,11 @@ def mixed_chunk_attention(quad_q, quad_k, lin_q, lin_k, values, group_size: int 
         return _pad_tokens(t, pad).reshape(*lead, g, c, width)
 
     qq, kq, vv = chunks(quad_q, s), chunks(quad_k, s), chunks(values, e)
-    attn = F.relu((qq / c) @ kq.transpose(-1, -2)).square()  # [..., g, c, c]; scale the smaller operand
+    attn = (qq / c) @ kq.transpose(-1, -2)  # [..., g, c, c]; scale the smaller operand
+    if torch.is_grad_enabled() and attn.requires_grad:
+        attn = F.relu(attn).square()
+    else:  # inference: in place, no second and third [g, c, c] temporaries
+        attn = attn.relu_().square_()
     if causal:
         attn = attn.masked_fill(
             torch.ones(c, c, dtype=torch.bool, device=attn.device).triu(1), 0.0
