@@ -3,9 +3,10 @@
 ``count_flops(model, *inputs)`` runs one forward pass and counts its floating-point operations
 (a multiply-add is 2) two ways at once:
 
-* **by hand**: forward hooks on every ``Conv1d/2d/3d``, ``ConvTranspose1d/2d/3d`` and ``Linear``
-  count ``2 · output elements · (input channels / groups) · kernel volume`` (+ nothing for the
-  bias), from the shapes each call actually saw;
+* **by hand**: every ``F.conv1d/2d/3d``, ``F.conv_transpose1d/2d/3d`` and ``F.linear`` call (a
+  ``TorchFunctionMode``, so module and functional calls alike) counts
+  ``2 · output elements · (input channels / groups) · kernel volume`` (+ nothing for the bias),
+  from the shapes each call actually saw;
 * **by the dispatcher**: ``torch.utils.flop_counter.FlopCounterMode``, which also sees matmuls,
   ``bmm`` and SDPA but misses convolutions that oneDNN runs through its own op
   (``mkldnn_convolution``: a Swin UNETR forward reported 4.4 of ~50 GFLOP).
@@ -31,38 +32,40 @@ CONV_OPS = ("convolution", "_convolution", "conv1d", "conv2d", "conv3d", "mkldnn
 LINEAR_OPS = ("addmm", "mm", "linear")
 
 
-def _conv_and_linear_hooks(model, tally: dict):
-    import torch.nn as nn
+def _conv_and_linear_counter(tally: dict):
+    """A TorchFunctionMode that tallies every ``F.linear`` / ``F.conv*d`` / ``F.conv_transpose*d``
+    call from its shapes: module calls and functional ones alike (a model may call ``F.conv2d`` on
+    a module's weight, as the depthwise convs' inference path does)."""
+    import torch.nn.functional as F
+    from torch.overrides import TorchFunctionMode
 
-    convs = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-    transposed = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+    convs = {F.conv1d, F.conv2d, F.conv3d}
+    transposed = {F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d}
 
-    def hook(module, inputs, output):
-        if isinstance(module, nn.Linear):
-            tally["linear"] += 2 * output.numel() * module.in_features
-        elif isinstance(module, convs):
-            tally["conv"] += 2 * output.numel() * module.in_channels // module.groups * math.prod(module.kernel_size)
-        elif isinstance(module, transposed):  # every input element meets every kernel tap once
-            x = inputs[0]
-            per_input = module.out_channels // module.groups * math.prod(module.kernel_size)
-            tally["conv"] += 2 * x.numel() * per_input
+    class Counter(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func is F.linear:
+                tally["linear"] += 2 * out.numel() * args[1].shape[1]
+            elif func in convs:  # weight [out, in / groups, *kernel]
+                w = args[1]
+                tally["conv"] += 2 * out.numel() * w.shape[1] * math.prod(w.shape[2:])
+            elif func in transposed:  # weight [in, out / groups, *kernel]: every input element meets every tap
+                w = args[1]
+                tally["conv"] += 2 * args[0].numel() * w.shape[1] * math.prod(w.shape[2:])
+            return out
 
-    return [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, *convs, *transposed))]
+    return Counter()
 
 
 def count_flops(model, *inputs) -> dict:
-    """``flops`` of one no-grad forward (hooks for conv/Linear, the dispatcher for the rest) and the parts."""
+    """``flops`` of one no-grad forward (conv/Linear calls by hand, the dispatcher for the rest) and the parts."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     tally = {"conv": 0, "linear": 0}
-    handles = _conv_and_linear_hooks(model, tally)
-    try:
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            model(*inputs)
-    finally:
-        for h in handles:
-            h.remove()
+    with FlopCounterMode(display=False) as counter, _conv_and_linear_counter(tally), torch.no_grad():
+        model(*inputs)
     by_op = {str(op).split(".")[-1]: int(n) for op, n in counter.get_flop_counts().get("Global", {}).items()}
     conv_seen = sum(n for op, n in by_op.items() if any(op.startswith(c) for c in CONV_OPS))
     linear_seen = sum(n for op, n in by_op.items() if op in LINEAR_OPS)

@@ -45,8 +45,9 @@ def test_one_benchmark_updates_only_its_own_section(harness, tmp_path):
 
 
 def test_flop_counter_matches_a_hand_count_where_the_dispatcher_misses_convolutions(harness):
-    """benchmarks/_flops.py: conv/Linear counted from the shapes each call saw (hooks), the rest by FlopCounterMode;
-    hand counts of a small net with a Conv3d, a ConvTranspose3d, a Linear and an attention product."""
+    """benchmarks/_flops.py: conv/Linear counted from the shapes each call saw, the rest by FlopCounterMode;
+    hand counts of a small net with a Conv3d, a ConvTranspose3d, a Linear, a functional depthwise
+    conv2d and an attention product."""
     import torch
 
     flops = importlib.import_module("benchmarks._flops")
@@ -58,16 +59,20 @@ def test_flop_counter_matches_a_hand_count_where_the_dispatcher_misses_convoluti
             self.up = torch.nn.ConvTranspose3d(4, 3, 2, stride=2)
             self.fc = torch.nn.Linear(6, 5)
 
+            self.dw = torch.nn.Parameter(torch.randn(3, 1, 1, 5))
+
         def forward(self, x):
             y = self.up(self.conv(x))                      # [1, 3, 8, 8, 6]
             t = self.fc(y.flatten(2, 3))                   # [1, 3, 64, 5]
-            return t @ t.transpose(-1, -2)                  # [1, 3, 64, 64]
+            d = torch.nn.functional.conv2d(t.transpose(2, 3), self.dw, groups=3)  # functional: [1, 3, 5, 60]
+            return t @ t.transpose(-1, -2) + d.sum()        # [1, 3, 64, 64]
 
     counts = flops.count_flops(Net(), torch.randn(1, 2, 4, 4, 3))
     conv = 2 * (4 * 4 * 4 * 3) * (2 // 2) * 27          # output elements x in-channels per group x kernel
     up = 2 * (4 * 4 * 4 * 3) * 3 * 8                     # input elements x out-channels x kernel
+    dw = 2 * (3 * 5 * 60) * 1 * 5                        # a functional depthwise conv counts too
     fc = 2 * (3 * 64 * 5) * 6
     attn = 2 * 3 * 64 * 64 * 5
-    assert counts["flops_conv_hooks"] == conv + up
-    assert counts["flops"] == conv + up + fc + attn
+    assert counts["flops_conv_hooks"] == conv + up + dw
+    assert counts["flops"] == conv + up + dw + fc + attn
     assert flops.matmul_peak_gflops(n=128, repeat=1) > 0

@@ -42,6 +42,9 @@ class ConcatDenseMemory(DilatedDenseMemory):
             stack = torch.cat((out, stack), dim=1)
         return out
 
+    def forward_channels_last(self, x):
+        return self.forward(x.transpose(1, 2)).transpose(1, 2)  # their layer order: no layout fast path
+
 
 class ClearVoiceFSMNBlock(GatedFSMNBlock):
     """:class:`GatedFSMNBlock` with the gated unit's residual and :class:`ConcatDenseMemory`."""
@@ -67,7 +70,7 @@ class SkipNormMaskNet(MaskNet):
 
     def forward(self, feats):
         b, n, length = feats.shape
-        h = skip = self.pos(self.conv_in(self.norm(feats)).transpose(1, 2))  # [B, L, N]
+        h = skip = self.pos(self.conv_in(self.norm(feats)).transpose(1, 2).contiguous())  # [B, L, N]
         for layer in self.layers:
             h = layer(h)
         h = self.act(self.norm_skip(self.norm_out(h).transpose(1, 2)) + skip.transpose(1, 2))  # [B, N, L]

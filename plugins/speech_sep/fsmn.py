@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sigplex.core.blocks import FFConvM
+from sigplex.core.blocks import FFConvM, depthwise_conv_channels_last
 
 
 class DilatedDenseMemory(nn.Module):
@@ -49,6 +49,19 @@ class DilatedDenseMemory(nn.Module):
             feats.append(act(conv(stacked)))
         return x + feats[-1]
 
+    def forward_channels_last(self, x):
+        """:meth:`forward` on ``[B, T, C]`` for inference (same result, no transposed copies): each
+        layer's grouped conv is one depthwise conv per earlier map, summed, in the ``[B, T, C]``
+        layout itself (:func:`~sigplex.core.blocks.depthwise_conv_channels_last`)."""
+        feats = [x]
+        for conv, act in zip(self.convs, self.acts):
+            d, p = conv.dilation[0], conv.padding[0]
+            y = depthwise_conv_channels_last(feats[0], conv.weight[:, :1], (p, p), dilation=d)
+            for i in range(1, len(feats)):  # the layer's input maps (one per earlier layer), not time steps
+                y += depthwise_conv_channels_last(feats[i], conv.weight[:, i:i + 1], (p, p), dilation=d)
+            feats.append(torch.where(y >= 0, y, y * act.weight))  # PReLU, per channel (last dim)
+        return x + feats[-1]
+
 
 class DilatedFSMN(nn.Module):
     """FSMN layer on ``[B, T, C]``: ``p = W2 relu(W1 x)``, output ``x + p + memory(p)``."""
@@ -61,7 +74,9 @@ class DilatedFSMN(nn.Module):
 
     def forward(self, x):
         p = self.project(torch.relu(self.linear(x)))
-        return x + self.memory(p.transpose(1, 2)).transpose(1, 2)
+        if torch.is_grad_enabled() and (p.requires_grad or self.memory.convs[0].weight.requires_grad):
+            return x + self.memory(p.transpose(1, 2)).transpose(1, 2)
+        return x + self.memory.forward_channels_last(p)
 
 
 class GatedFSMNBlock(nn.Module):

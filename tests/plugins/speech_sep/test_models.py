@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from sigplex.plugins.speech_sep.fsmn import DilatedDenseMemory, GatedFSMNBlock
+from sigplex.plugins.speech_sep.fsmn import DilatedDenseMemory, DilatedFSMN, GatedFSMNBlock
 from sigplex.plugins.speech_sep.mossformer import MossFormer
 from sigplex.plugins.speech_sep.mossformer2 import MossFormer2
 
@@ -71,3 +71,19 @@ def test_encoder_follows_the_paper():
     assert conv.kernel_size == (16,) and conv.stride == (8,) and conv.in_channels == 1
     deconv = model.decoder.deconv
     assert deconv.kernel_size == (16,) and deconv.stride == (8,) and deconv.out_channels == 1
+
+
+@pytest.mark.parametrize("dilations", [(1, 2), (1, 2, 4)])
+def test_fsmn_inference_layout_equals_training_path(dilations):
+    """DilatedFSMN without gradients runs its memory in [B, T, C] (depthwise convs per input map,
+    summed); the result equals the grouped-Conv1d path it takes when training."""
+    torch.manual_seed(0)
+    fsmn = DilatedFSMN(8, 12, kernel_size=5, dilations=dilations).double().eval()
+    with torch.no_grad():
+        for act in fsmn.memory.acts:
+            act.weight.uniform_(-0.5, 0.5)  # PReLU slopes per channel, so a channel mix-up shows
+    x = torch.randn(2, 23, 8, dtype=torch.float64)
+    training_path = fsmn(x)
+    with torch.no_grad():
+        inference_path = fsmn(x)
+    torch.testing.assert_close(inference_path, training_path, atol=1e-12, rtol=1e-12)
