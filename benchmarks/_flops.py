@@ -33,9 +33,10 @@ LINEAR_OPS = ("addmm", "mm", "linear")
 
 
 def _conv_and_linear_counter(tally: dict):
-    """A TorchFunctionMode that tallies every ``F.linear`` / ``F.conv*d`` / ``F.conv_transpose*d``
-    call from its shapes: module calls and functional ones alike (a model may call ``F.conv2d`` on
-    a module's weight, as the depthwise convs' inference path does)."""
+    """A TorchFunctionMode that tallies every ``F.linear``, ``F.conv*d``, ``aten.mkldnn_convolution``
+    and ``F.conv_transpose*d`` call from its shapes: module calls and functional ones alike (the
+    depthwise convs' inference path calls ``F.conv2d`` on a module's weight, Swin UNETR's fused
+    decoder convs call ``aten.mkldnn_convolution``)."""
     import torch.nn.functional as F
     from torch.overrides import TorchFunctionMode
 
@@ -47,7 +48,8 @@ def _conv_and_linear_counter(tally: dict):
             out = func(*args, **(kwargs or {}))
             if func is F.linear:
                 tally["linear"] += 2 * out.numel() * args[1].shape[1]
-            elif func in convs:  # weight [out, in / groups, *kernel]
+            elif func in convs or getattr(func, "__name__", "").startswith("mkldnn_convolution"):
+                # weight [out, in / groups, *kernel]; aten.mkldnn_convolution is what core.backbones.swin calls
                 w = args[1]
                 tally["conv"] += 2 * out.numel() * w.shape[1] * math.prod(w.shape[2:])
             elif func in transposed:  # weight [in, out / groups, *kernel]: every input element meets every tap

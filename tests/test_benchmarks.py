@@ -75,4 +75,9 @@ def test_flop_counter_matches_a_hand_count_where_the_dispatcher_misses_convoluti
     attn = 2 * 3 * 64 * 64 * 5
     assert counts["flops_conv_hooks"] == conv + up + dw
     assert counts["flops"] == conv + up + dw + fc + attn
+    if torch.backends.mkldnn.is_available():  # the op core.backbones.swin calls directly, which FlopCounterMode misses
+        w = torch.randn(4, 2, 3, 3, 3)
+        direct = flops.count_flops(lambda x: torch.ops.aten.mkldnn_convolution(x, w, None, [1] * 3, [1] * 3, [1] * 3, 1),
+                                   torch.randn(1, 2, 4, 4, 3))
+        assert direct["flops"] == 2 * (4 * 4 * 4 * 3) * 2 * 27
     assert flops.matmul_peak_gflops(n=128, repeat=1) > 0
