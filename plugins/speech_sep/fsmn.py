@@ -19,7 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sigplex.core.blocks import FFConvM, depthwise_conv_channels_last
+from sigplex.core.blocks import FFConvM
+from sigplex.core.blocks.conv_module import channels_last_inference, depthwise_conv_channels_last
 
 
 class DilatedDenseMemory(nn.Module):
@@ -74,9 +75,9 @@ class DilatedFSMN(nn.Module):
 
     def forward(self, x):
         p = self.project(torch.relu(self.linear(x)))
-        if torch.is_grad_enabled() and (p.requires_grad or self.memory.convs[0].weight.requires_grad):
-            return x + self.memory(p.transpose(1, 2)).transpose(1, 2)
-        return x + self.memory.forward_channels_last(p)
+        if channels_last_inference(p, *(c.weight for c in self.memory.convs)):
+            return x + self.memory.forward_channels_last(p)
+        return x + self.memory(p.transpose(1, 2)).transpose(1, 2)
 
 
 class GatedFSMNBlock(nn.Module):
