@@ -87,3 +87,14 @@ def test_fsmn_inference_layout_equals_training_path(dilations):
     with torch.no_grad():
         inference_path = fsmn(x)
     torch.testing.assert_close(inference_path, training_path, atol=1e-12, rtol=1e-12)
+
+
+def test_fsmn_traced_at_one_length_runs_at_another():
+    """A trace (what export records) made at one length gives eager's result at another: no
+    length-dependent reshape is baked into the graph."""
+    torch.manual_seed(0)
+    fsmn = DilatedFSMN(8, 12, kernel_size=5, dilations=(1, 2)).eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(fsmn, torch.randn(1, 23, 8))
+        x = torch.randn(1, 30, 8)
+        torch.testing.assert_close(traced(x), fsmn(x), atol=1e-5, rtol=1e-5)
