@@ -10,8 +10,9 @@ Peak memory = torch CPU allocations during the call (``peak_memory_mb``).
 ``stereo_16k`` rows: the whole ``predict`` path (:func:`~sigplex.plugins.speech_sep.recording.separate_recording`:
 read in blocks and downmix, resample 16 -> 8 kHz, chunked separation, both outputs back to 16 kHz)
 on a 16 kHz stereo WAV of 1 and 10 minutes (``--quick``: 1 and 2), each in a fresh process whose peak
-resident memory (``ru_maxrss``) is reported beside the audio buffers the call must hold (the mono
-input at both rates and two outputs at both rates): flat memory means the rest does not grow with length.
+resident memory (``VmHWM``: ``ru_maxrss`` would keep the forking parent's high-water mark) is reported
+beside the audio buffers the call must hold (the mono input at both rates and two outputs at both
+rates): flat memory means the rest does not grow with length.
 """
 from __future__ import annotations
 
@@ -47,12 +48,23 @@ task = SeparationTask()
 cfg = resolve_config(SeparationConfig)
 prepared = Prepared(config=cfg, state={"sample_rate": 8000})
 model = task.build_model(cfg).eval()
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def peak_kb():
+    # VmHWM starts afresh at exec; ru_maxrss keeps the forking parent's high-water mark (Linux)
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+base = peak_kb()
 start = time.perf_counter()
 with torch.no_grad():
     out = task.predict(model, sys.argv[1], prepared)
 seconds = time.perf_counter() - start
-print(out.sources.shape[1], seconds, base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(out.sources.shape[1], seconds, base, peak_kb())
 """
 
 
