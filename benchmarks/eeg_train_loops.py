@@ -43,6 +43,7 @@ def _accuracy(model, x: torch.Tensor, y: torch.Tensor) -> float:
 def _train_ours(init: Path, steps: int, test) -> dict:
     import sigplex.core as sp
     from sigplex.core.train.callbacks import Callback
+    from sigplex.core.train.checkpoint import latest_valid_checkpoint
 
     stamps: dict[int, float] = {}
 
@@ -58,8 +59,6 @@ def _train_ours(init: Path, steps: int, test) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         run = sp.fit("eeg_conformer", task=TASK, overrides=overrides, init_from=init, out=Path(tmp) / "run",
                      callbacks=[StepTimer()])
-        from sigplex.core.train.checkpoint import latest_valid_checkpoint
-
         model = sp.load_run(latest_valid_checkpoint(run.path)).model  # the final weights, as skorch's
         acc = _accuracy(model, test.x, test.y)
     first, last = WARM, max(stamps) - 1  # the last step also validates and checkpoints: excluded

@@ -58,7 +58,7 @@ def mixed_chunk_attention(quad_q, quad_k, lin_q, lin_k, values, group_size: int 
 
     qq, kq, vv = chunks(quad_q, s), chunks(quad_k, s), chunks(values, e)
     attn = (qq / c) @ kq.transpose(-1, -2)  # [..., g, c, c]; scale the smaller operand
-    if torch.is_grad_enabled() and attn.requires_grad:
+    if attn.requires_grad:  # only set when grad mode is on
         attn = F.relu(attn).square()
     else:  # inference: in place, no second and third [g, c, c] temporaries
         attn = attn.relu_().square_()

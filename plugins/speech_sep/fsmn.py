@@ -19,8 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sigplex.core.blocks import FFConvM
-from sigplex.core.blocks.conv_module import channels_last_inference, depthwise_conv_channels_last
+from sigplex.core.blocks import FFConvM, channels_last_inference, depthwise_conv_channels_last
 
 
 class DilatedDenseMemory(nn.Module):
