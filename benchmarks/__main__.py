@@ -35,9 +35,12 @@ def _sections(rows: list[dict], quick: bool) -> dict[str, list[str]]:
     """One markdown section per benchmark (its own columns), with the date and machine it ran on."""
     import torch
 
+    from sigplex.core import runtime
+
     keys = ["ours_s", "peer", "peer_s", "ratio"]
     stamp = (f"_Measured {time.strftime('%Y-%m-%d')}{' (--quick)' if quick else ''} on {_platform.machine()}, "
-             f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads._")
+             f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+             f"{', freed memory reused (sigplex.core.runtime)' if runtime._applied else ''}._")
     out = {}
     for bench in dict.fromkeys(r["bench"] for r in rows):
         mine = [r for r in rows if r["bench"] == bench]
@@ -86,6 +89,9 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"), help="the results file whose sections are updated")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE.parent))
+    from sigplex.core.runtime import reuse_freed_memory
+
+    reuse_freed_memory()  # as the platform CLI does; peers run in this process, so they get it too
     if args.name == "all":
         rows = []
         for name in available():

@@ -291,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import NOTICES
 
     NOTICES["stderr"] = True
+    from .runtime import reuse_freed_memory
+
+    reuse_freed_memory()  # large tensors are reused, not page-faulted in anew (SIGPLEX_REUSE_FREED_MEMORY=0: off)
     if not verbose:
         _quiet_dependencies()
     try:
