@@ -2,11 +2,11 @@
 
 One concept per file; backbones and plugins compose them. Nothing here knows a domain.
 """
-from .conv_module import ConvModule, channels_last_inference, depthwise_conv_channels_last
+from .conv_module import ConvModule, depthwise_conv_channels_last
 from .ffconv import FFConvM
 from .gated_attention_unit import GatedAttentionUnit
 from .offset_scale import OffsetScale
 from .scale_norm import ScaleNorm
 
-__all__ = ["ConvModule", "FFConvM", "GatedAttentionUnit", "OffsetScale", "ScaleNorm", "channels_last_inference",
+__all__ = ["ConvModule", "FFConvM", "GatedAttentionUnit", "OffsetScale", "ScaleNorm",
            "depthwise_conv_channels_last"]

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ops.inference import eager_inference
+
 
 def depthwise_conv_channels_last(x: torch.Tensor, weight: torch.Tensor, pad: tuple[int, int],
                                  dilation: int = 1) -> torch.Tensor:
@@ -47,15 +49,6 @@ def depthwise_conv_channels_last(x: torch.Tensor, weight: torch.Tensor, pad: tup
     return y.squeeze(2).transpose(1, 2)
 
 
-def channels_last_inference(*tensors: torch.Tensor) -> bool:
-    """Whether :func:`depthwise_conv_channels_last` should run: no gradient flows to ``tensors``
-    and no trace or ONNX export is being recorded (exports keep Conv1d, whose graph has no
-    length-dependent reshapes)."""
-    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-        return False
-    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
-
-
 class ConvModule(nn.Module):
     """``x + dwconv(x)`` on ``[B, T, C]``, same length out.
 
@@ -73,9 +66,9 @@ class ConvModule(nn.Module):
     def forward(self, x):
         k = self.kernel_size
         pad = (k - 1, 0) if self.causal else ((k - 1) // 2, k // 2)
-        if channels_last_inference(x, self.conv.weight):
+        if eager_inference(x, self.conv.weight):
             return x + depthwise_conv_channels_last(x, self.conv.weight, pad)
         return x + self.conv(F.pad(x.transpose(1, 2), pad)).transpose(1, 2)
 
 
-__all__ = ["ConvModule", "channels_last_inference", "depthwise_conv_channels_last"]
+__all__ = ["ConvModule", "depthwise_conv_channels_last"]

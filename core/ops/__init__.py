@@ -23,13 +23,14 @@ __all__ = [
 
 from .attention import MultiHeadAttention
 from .gated_attention import mixed_chunk_attention
+from .inference import eager_inference
 from .linalg import solve_psd
 from .linear_attention import elu_feature_map, linear_attention, relu_feature_map
 from .rotary import RotaryEmbedding, apply_rotary, rotary_angles
 
 __all__ += [
     "MultiHeadAttention",
-    "mixed_chunk_attention",
+    "mixed_chunk_attention", "eager_inference",
     "elu_feature_map", "linear_attention", "relu_feature_map", "solve_psd",
     "RotaryEmbedding", "apply_rotary", "rotary_angles",
 ]

@@ -27,9 +27,39 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .inference import eager_inference
+
+# Inference computes the output a block of chunks at a time, each block's output about this many
+# bytes, so that its local scores and output stay in cache while the global term is added to it:
+# one [T, E] buffer instead of two, each value row read once by the local product. Measured on
+# 2 cores (MossFormer shapes: qk 128, E 2048, chunks of 256), whole-tensor vs blocks:
+# 21 vs 16 ms at T = 2k, 82 vs 74 ms at 8k, 318 vs 298 ms at 32k.
+BLOCK_BYTES = 4 * 2 ** 20
+
 
 def _pad_tokens(x: torch.Tensor, pad: int) -> torch.Tensor:
     return F.pad(x, (0, 0, 0, pad)) if pad else x
+
+
+def _blocked_global_local(qq, kq, ql, vv, kv, c: int) -> torch.Tensor:
+    """Non-causal inference: ``relu(qq kqᵀ / c)² vv + ql kv`` per chunk, in cache-sized blocks of chunks.
+
+    qq, kq, ql: ``[L, g, c, s]``; vv: ``[L, g, c, e]``; kv: ``[L, s, e]`` -> ``[L, g, c, e]``.
+    """
+    lead, g, e = qq.shape[0], qq.shape[1], vv.shape[-1]
+    out = vv.new_empty(lead * g, c, e)
+    rows = [t.reshape(lead * g, c, -1) for t in (qq, kq, ql, vv)]
+    step = max(1, BLOCK_BYTES // (c * e * vv.element_size()))
+    # blocks never straddle two batch rows, so each adds one kv: (row, first chunk) pairs
+    for b, start in ((b, start) for b in range(lead) for start in range(0, g, step)):
+        r = slice(b * g + start, b * g + min(g, start + step))
+        q, k, lq, v = (t[r] for t in rows)
+        scores = (q / c) @ k.transpose(-1, -2)
+        scores.relu_().square_()
+        block = out[r]
+        torch.matmul(scores, v, out=block)
+        block.view(-1, e).addmm_(lq.reshape(-1, lq.shape[-1]), kv[b])
+    return out.view(lead, g, c, e)
 
 
 def mixed_chunk_attention(quad_q, quad_k, lin_q, lin_k, values, group_size: int = 256,
@@ -57,11 +87,13 @@ def mixed_chunk_attention(quad_q, quad_k, lin_q, lin_k, values, group_size: int 
         return _pad_tokens(t, pad).reshape(*lead, g, c, width)
 
     qq, kq, vv = chunks(quad_q, s), chunks(quad_k, s), chunks(values, e)
+    if not causal and dropout_p == 0.0 and eager_inference(quad_q, quad_k, lin_q, lin_k, values):
+        kv = lin_k.transpose(-1, -2) @ values / n  # [..., s, e]
+        flat = [t.reshape(-1, *t.shape[-3:]) for t in (qq, kq, chunks(lin_q, s), vv)]
+        out = _blocked_global_local(*flat, kv.reshape(-1, s, e), c).reshape(*lead, g * c, e)
+        return out[..., :n, :] if pad else out
     attn = (qq / c) @ kq.transpose(-1, -2)  # [..., g, c, c]; scale the smaller operand
-    if attn.requires_grad:  # only set when grad mode is on
-        attn = F.relu(attn).square()
-    else:  # inference: in place, no second and third [g, c, c] temporaries
-        attn = attn.relu_().square_()
+    attn = F.relu(attn).square() if attn.requires_grad else attn.relu_().square_()  # in place: no temporaries
     if causal:
         attn = attn.masked_fill(
             torch.ones(c, c, dtype=torch.bool, device=attn.device).triu(1), 0.0

@@ -19,7 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sigplex.core.blocks import FFConvM, channels_last_inference, depthwise_conv_channels_last
+from sigplex.core.blocks import FFConvM, depthwise_conv_channels_last
+from sigplex.core.ops import eager_inference
 
 
 class DilatedDenseMemory(nn.Module):
@@ -74,7 +75,7 @@ class DilatedFSMN(nn.Module):
 
     def forward(self, x):
         p = self.project(torch.relu(self.linear(x)))
-        if channels_last_inference(p, *(c.weight for c in self.memory.convs)):
+        if eager_inference(p, *(c.weight for c in self.memory.convs)):
             return x + self.memory.forward_channels_last(p)
         return x + self.memory(p.transpose(1, 2)).transpose(1, 2)
 

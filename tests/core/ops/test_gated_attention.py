@@ -52,6 +52,32 @@ def test_leading_dims_are_batched():
     torch.testing.assert_close(out.reshape(6, 19, 5), flat, **TOL)
 
 
+@pytest.mark.parametrize("chunks_per_block", [1, 2, 4])
+def test_inference_blocks_equal_the_training_path(monkeypatch, chunks_per_block):
+    """Without grad the non-causal output is built in blocks of chunks: same numbers as the
+    autograd path and the naive reference, with blocks that do not divide the chunks and
+    several batch rows (each block adds its own row's global term)."""
+    from sigplex.core.ops import gated_attention
+
+    c, e = 4, 6
+    monkeypatch.setattr(gated_attention, "BLOCK_BYTES", chunks_per_block * c * e * 8)  # float64
+    calls = []
+    blocked = gated_attention._blocked_global_local
+    monkeypatch.setattr(gated_attention, "_blocked_global_local", lambda *a: calls.append(1) or blocked(*a))
+    args = [t.view(2, 3, 23, -1) for t in inputs(6, 23, 5, e, dtype=torch.float64, seed=5)]  # 6 chunks, padded
+    with torch.no_grad():
+        fast = mixed_chunk_attention(*args, group_size=c)
+    assert calls == [1]
+    trained = mixed_chunk_attention(*[t.clone().requires_grad_() for t in args], group_size=c)
+    assert calls == [1]  # the autograd path does not block
+    torch.testing.assert_close(fast, trained.detach(), atol=1e-12, rtol=1e-12)
+    flat = [t.reshape(6, 23, -1) for t in args]
+    torch.testing.assert_close(fast.reshape(6, 23, e), naive_mixed(*flat, c, False), atol=1e-12, rtol=1e-12)
+    traced = torch.jit.trace(lambda *a: mixed_chunk_attention(*a, group_size=c), tuple(args), check_trace=False)
+    assert calls == [1]  # nor is a trace recorded with it (its graph would depend on the length)
+    torch.testing.assert_close(traced(*args), fast, atol=1e-12, rtol=1e-12)
+
+
 @pytest.mark.parametrize("causal", [False, True])
 def test_mixed_chunk_gradcheck(causal):
     args = [t.requires_grad_() for t in inputs(2, 7, 3, 2, dtype=torch.float64, seed=11)]
