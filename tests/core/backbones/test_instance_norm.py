@@ -1,0 +1,27 @@
+"""core.backbones.swin.instance_norm: the channels-last inference path equals F.instance_norm."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sigplex.core.backbones import swin
+
+
+# tiled: rows of WIDE floats (16 voxels of 24 channels, 8 of 48); untiled: C does not divide
+# WIDE, or the voxel count is not a multiple of the tile
+@pytest.mark.parametrize("shape", [(2, 24, 8, 8, 8), (1, 48, 4, 4, 4), (2, 5, 3, 4, 5), (1, 24, 3, 3, 3), (1, 7, 9, 6)],
+                         ids=["tiled_c24", "tiled_c48", "c5_untiled", "c24_27_voxels", "2d_odd"])
+def test_channels_last_path_matches_instance_norm(shape):
+    g = torch.Generator().manual_seed(len(shape) + shape[1])
+    # per-channel offsets far from zero: E[x^2] - mean^2 must not lose the variance
+    offsets = torch.arange(shape[1], dtype=torch.float64).view(1, -1, *[1] * (len(shape) - 2))
+    x = torch.randn(*shape, generator=g, dtype=torch.float64) * 0.5 + offsets
+    fmt = torch.channels_last_3d if x.ndim == 5 else torch.channels_last
+    x = x.contiguous(memory_format=fmt)
+    with torch.no_grad():
+        out = swin.instance_norm(x, eps=1e-5)
+        ref = F.instance_norm(x.contiguous(), eps=1e-5)
+        torch.testing.assert_close(out, ref, atol=1e-10, rtol=1e-10)
+        out32 = swin.instance_norm(x.float(), eps=1e-5)
+    torch.testing.assert_close(out32.double(), ref, atol=2e-4, rtol=1e-4)
+    assert out.shape == x.shape
+
