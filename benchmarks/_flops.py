@@ -9,7 +9,8 @@
   from the shapes each call actually saw;
 * **by the dispatcher**: ``torch.utils.flop_counter.FlopCounterMode``, which also sees matmuls,
   ``bmm`` and SDPA but misses convolutions that oneDNN runs through its own op
-  (``mkldnn_convolution``: a Swin UNETR forward reported 4.4 of ~50 GFLOP).
+  (``mkldnn_convolution``: a Swin UNETR forward reported 4.4 of ~50 GFLOP) and, unless taught
+  here, the in-place ``addmm_`` / ``baddbmm_``.
 
 The total takes the hooks' count for convolutions and Linear layers and the dispatcher's count
 for every other op (attention products, ``bmm``, ``matmul`` outside Linear). ``flops_conv_dispatcher``
@@ -60,11 +61,26 @@ def _conv_and_linear_counter(tally: dict):
     return Counter()
 
 
+def _count_in_place_products() -> None:
+    """Teach FlopCounterMode the in-place ``addmm_`` / ``baddbmm_`` (it counts only the out-of-place ops;
+    ``mixed_chunk_attention``'s blocked inference adds its global term with ``addmm_``)."""
+    import torch
+    from torch.utils import flop_counter
+
+    def product(self_shape, a_shape, b_shape, *_, **__) -> int:  # [.., m, k] @ [.., k, n]: 2 m k n per batch
+        return 2 * math.prod(a_shape) * b_shape[-1]
+
+    for op in (torch.ops.aten.addmm_, torch.ops.aten.baddbmm_):
+        if op not in flop_counter.flop_registry:
+            flop_counter.register_flop_formula(op)(product)
+
+
 def count_flops(model, *inputs) -> dict:
     """``flops`` of one no-grad forward (conv/Linear calls by hand, the dispatcher for the rest) and the parts."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    _count_in_place_products()
     tally = {"conv": 0, "linear": 0}
     with FlopCounterMode(display=False) as counter, _conv_and_linear_counter(tally), torch.no_grad():
         model(*inputs)

@@ -80,4 +80,8 @@ def test_flop_counter_matches_a_hand_count_where_the_dispatcher_misses_convoluti
         direct = flops.count_flops(lambda x: torch.ops.aten.mkldnn_convolution(x, w, None, [1] * 3, [1] * 3, [1] * 3, 1),
                                    torch.randn(1, 2, 4, 4, 3))
         assert direct["flops"] == 2 * (4 * 4 * 4 * 3) * 2 * 27
+    # in-place products (mixed_chunk_attention's blocked inference adds with addmm_), which FlopCounterMode skips
+    c, m, n = torch.zeros(8, 16), torch.randn(8, 4), torch.randn(4, 16)
+    in_place = flops.count_flops(lambda b: (c.addmm_(m, n), b.baddbmm_(b[:, :, :8], b)), torch.zeros(3, 8, 8))
+    assert in_place["flops"] == 2 * 8 * 4 * 16 + 2 * 3 * 8 * 8 * 8
     assert flops.matmul_peak_gflops(n=128, repeat=1) > 0
