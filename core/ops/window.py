@@ -236,6 +236,7 @@ class _BiasedAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, bias, mask, scale):
         m, h, n, d = q.shape
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()  # blocks below slice them: no copy per block
         with torch.no_grad():
             if mask is None or mask.shape[0] == 1:
                 # detached: SDPA sends a mask that requires grad to its math path, even under no_grad
@@ -256,6 +257,7 @@ class _BiasedAttention(torch.autograd.Function):
     def backward(ctx, dout):
         q, k, v, bias, mask, out = ctx.saved_tensors
         scale = ctx.scale
+        dout = dout.contiguous()
         m, h, n, _ = q.shape
         dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
         acc = torch.float64 if q.dtype == torch.float64 else torch.float32
