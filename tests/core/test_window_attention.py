@@ -307,11 +307,16 @@ def test_window_attention_matches_monai_with_mask():
     with torch.no_grad():
         torch.testing.assert_close(ours(x, mask), theirs(x, mask), **TOL)
         torch.testing.assert_close(ours(x, None), theirs(x, None), **TOL)
+        # our mask: the same regions, MASK_VALUE (-1e4, no float32 denormals) for MONAI's -100, the same output
+        own = shifted_window_mask([14, 14, 14], window, (3, 3, 3))
+        assert torch.equal(own != 0, mask != 0) and set(own.unique().tolist()) == {0.0, MASK_VALUE}
+        torch.testing.assert_close(ours(x, own), theirs(x, mask), **TOL)
         # a window clipped to n < N tokens uses index[:n, :n], as MONAI does
         small = torch.randn(3, 64, 24)
         torch.testing.assert_close(ours(small, None), theirs(small, None), **TOL)
-    # the cached mask is MONAI's mask
-    torch.testing.assert_close(shifted_window_mask((14, 14, 14), window, (3, 3, 3)), mask, atol=0, rtol=0)
+    # the cached mask is MONAI's with MASK_VALUE for its -100
+    torch.testing.assert_close(shifted_window_mask((14, 14, 14), window, (3, 3, 3)),
+                               mask * (MASK_VALUE / -100.0), atol=0, rtol=0)
 
 
 def test_forward_grid_matches_monai_block():
