@@ -22,7 +22,9 @@ def test_channels_last_path_matches_instance_norm(shape):
         ref = F.instance_norm(x.contiguous(), eps=1e-5)
         torch.testing.assert_close(out, ref, atol=1e-10, rtol=1e-10)
         out32 = swin.instance_norm(x.float(), eps=1e-5)
-    torch.testing.assert_close(out32.double(), ref, atol=2e-4, rtol=1e-4)
+    # float32 as close as F.instance_norm's own float32 (~5e-6 here; a one-pass sum of squares
+    # was 5e-3 off, a plain float32 GEMV mean 3e-5)
+    torch.testing.assert_close(out32.double(), ref, atol=1.5e-5, rtol=1e-5)
     assert out.shape == x.shape
 
 
