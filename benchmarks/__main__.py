@@ -35,12 +35,12 @@ def _sections(rows: list[dict], quick: bool) -> dict[str, list[str]]:
     """One markdown section per benchmark (its own columns), with the date and machine it ran on."""
     import torch
 
-    from sigplex.core import runtime
+    from sigplex.core.runtime import reusing_freed_memory
 
     keys = ["ours_s", "peer", "peer_s", "ratio"]
     stamp = (f"_Measured {time.strftime('%Y-%m-%d')}{' (--quick)' if quick else ''} on {_platform.machine()}, "
              f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
-             f"{', freed memory reused (sigplex.core.runtime)' if runtime._applied else ''}._")
+             f"{', freed memory reused (sigplex.core.runtime)' if reusing_freed_memory() else ''}._")
     out = {}
     for bench in dict.fromkeys(r["bench"] for r in rows):
         mine = [r for r in rows if r["bench"] == bench]

@@ -114,12 +114,12 @@ def run(quick: bool = False) -> list[dict]:
     seeds = (0,) if quick else (0, 1, 2, 3, 4)  # test MSE differs by seed: compare means over seeds
     peers = [train_peer(steps, seed) for seed in seeds]
     rows = []
+
+    def stat(runs, key, fn):
+        return round(float(fn([r[key] for r in runs])), 4)
+
     for workers in (0,):  # num_workers=1 measured slower on 2 shared cores (worker respawn per epoch)
         ours = [train_ours(steps, seed, num_workers=workers) for seed in seeds]
-
-        def stat(runs, key, fn):
-            return round(float(fn([r[key] for r in runs])), 4)
-
         rows.append(row(f"itransformer_train_step_L{LOOKBACK}_H{HORIZON}_D{HIDDEN}_B{BATCH}_workers{workers}",
                         1.0 / stat(ours, "steps_per_s", np.median), "neuralforecast.iTransformer",
                         1.0 / stat(peers, "steps_per_s", np.median), steps=steps, seeds=len(seeds),

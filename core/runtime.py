@@ -59,6 +59,11 @@ def reuse_freed_memory() -> bool:
     return True
 
 
+def reusing_freed_memory() -> bool:
+    """Whether :func:`reuse_freed_memory` has taken effect in this process."""
+    return _applied
+
+
 def _running_on_glibc() -> bool:
     try:
         return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
@@ -66,4 +71,4 @@ def _running_on_glibc() -> bool:
         return False
 
 
-__all__ = ["ENV", "reuse_freed_memory"]
+__all__ = ["ENV", "reuse_freed_memory", "reusing_freed_memory"]

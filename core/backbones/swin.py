@@ -272,10 +272,15 @@ def _channel_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.bmm(a.transpose(1, 2), b).diagonal(dim1=1, dim2=2).unsqueeze(1) / a.shape[1]
 
 
+def _scale_shift(rows: torch.Tensor, tile: int, scale: torch.Tensor, shift: torch.Tensor, out=None) -> torch.Tensor:
+    """``rows * scale + shift`` in one pass, the ``[B, 1, C]`` statistics tiled to the rows' width."""
+    return torch.addcmul(shift.repeat(1, 1, tile), rows, scale.repeat(1, 1, tile), out=out)
+
+
 def _normalized(flat: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor) -> torch.Tensor:
     """``(flat - mean) * rstd`` in one pass, ``[B, N, C]``."""
     rows, tile = _rows(flat)
-    return torch.addcmul((-mean * rstd).repeat(1, 1, tile), rows, rstd.repeat(1, 1, tile)).view(flat.shape)
+    return _scale_shift(rows, tile, rstd, -mean * rstd).view(flat.shape)
 
 
 class _ChannelsLastInstanceNorm(torch.autograd.Function):
@@ -294,7 +299,7 @@ class _ChannelsLastInstanceNorm(torch.autograd.Function):
         # values corrects it (float32 error then as F.instance_norm's, 10x smaller than without)
         residual = _channel_mean(out)
         rstd = torch.rsqrt(_channel_dot(out, out) - residual * residual + eps)
-        torch.addcmul((-residual * rstd).repeat(1, 1, tile), centred, rstd.repeat(1, 1, tile), out=centred)
+        _scale_shift(centred, tile, rstd, -residual * rstd, out=centred)
         ctx.save_for_backward(x, mean + residual, rstd)
         return result
 
@@ -305,12 +310,12 @@ class _ChannelsLastInstanceNorm(torch.autograd.Function):
         x, mean, rstd = ctx.saved_tensors
         cl = torch.channels_last_3d if x.ndim == 5 else torch.channels_last
         shape = _to_last(x).shape
-        flat = _to_last(x).reshape(x.shape[0], -1, x.shape[1])
+        flat = _to_last(x).reshape(x.shape[0], -1, x.shape[1])  # [B, N, C] view
         dy = _to_last(grad.contiguous(memory_format=cl)).reshape(flat.shape)
         xhat = _normalized(flat, mean, rstd)
         m1, m2 = _channel_mean(dy), _channel_dot(dy, xhat)
         rows, tile = _rows(dy)
-        dx = torch.addcmul((-m1 * rstd).repeat(1, 1, tile), rows, rstd.repeat(1, 1, tile))
+        dx = _scale_shift(rows, tile, rstd, -m1 * rstd)
         dx.addcmul_(_rows(xhat)[0], (-m2 * rstd).repeat(1, 1, tile))
         return _to_first(dx.view(shape)), None
 

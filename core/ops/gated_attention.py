@@ -24,6 +24,8 @@ torch.Size([2, 50, 32])
 """
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 
@@ -50,8 +52,8 @@ def _blocked_global_local(qq, kq, ql, vv, kv, c: int) -> torch.Tensor:
     out = vv.new_empty(lead * g, c, e)
     rows = [t.reshape(lead * g, c, -1) for t in (qq, kq, ql, vv)]
     step = max(1, BLOCK_BYTES // (c * e * vv.element_size()))
-    # blocks never straddle two batch rows, so each adds one kv: (row, first chunk) pairs
-    for b, start in ((b, start) for b in range(lead) for start in range(0, g, step)):
+    # blocks never straddle two batch rows, so each adds one kv
+    for b, start in itertools.product(range(lead), range(0, g, step)):
         r = slice(b * g + start, b * g + min(g, start + step))
         q, k, lq, v = (t[r] for t in rows)
         scores = (q / c) @ k.transpose(-1, -2)
@@ -87,8 +89,9 @@ def mixed_chunk_attention(quad_q, quad_k, lin_q, lin_k, values, group_size: int 
         return _pad_tokens(t, pad).reshape(*lead, g, c, width)
 
     qq, kq, vv = chunks(quad_q, s), chunks(quad_k, s), chunks(values, e)
+    if not causal:
+        kv = lin_k.transpose(-1, -2) @ values / n  # [..., s, e]: the global part's summary
     if not causal and dropout_p == 0.0 and eager_inference(quad_q, quad_k, lin_q, lin_k, values):
-        kv = lin_k.transpose(-1, -2) @ values / n  # [..., s, e]
         flat = [t.reshape(-1, *t.shape[-3:]) for t in (qq, kq, chunks(lin_q, s), vv)]
         out = _blocked_global_local(*flat, kv.reshape(-1, s, e), c).reshape(*lead, g * c, e)
         return out[..., :n, :] if pad else out
@@ -103,7 +106,6 @@ def mixed_chunk_attention(quad_q, quad_k, lin_q, lin_k, values, group_size: int 
     out = attn @ vv  # [..., g, c, e]
 
     if not causal:
-        kv = lin_k.transpose(-1, -2) @ values / n  # [..., s, e]
         out = out.reshape(*lead, g * c, e)
         out = out[..., :n, :] if pad else out
         if out.dim() == 3:  # fused add: out + lin_q @ kv without a temporary

@@ -14,8 +14,9 @@ glibc_linux = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_v
 CHILD = textwrap.dedent("""
     import resource, sys
     import numpy as np
-    from sigplex.core.runtime import reuse_freed_memory
+    from sigplex.core.runtime import reuse_freed_memory, reusing_freed_memory
     applied = reuse_freed_memory()
+    assert reusing_freed_memory() is applied
     assert reuse_freed_memory() is applied  # a second call changes nothing
     def cycle():
         a = np.empty(16 * 2**20, dtype=np.float32)

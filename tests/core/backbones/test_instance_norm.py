@@ -28,7 +28,6 @@ def test_channels_last_path_matches_instance_norm(shape):
     assert out.shape == x.shape
 
 
-
 @pytest.mark.parametrize("shape", [(2, 24, 4, 4, 4), (1, 5, 3, 4, 5), (2, 6, 5, 4)], ids=["tiled", "untiled", "2d"])
 def test_channels_last_gradients_match_instance_norm(shape):
     g = torch.Generator().manual_seed(shape[1])
