@@ -344,39 +344,30 @@ def _aten_prefers_mkldnn(x: torch.Tensor) -> bool:
     return x.shape[0] > 1 or x.shape[0] * x.shape[1] * x.shape[2] * x.shape[3] > 20480
 
 
-class _SmallConvFn(torch.autograd.Function):
-    """Stride-1, bias-free conv whose forward and backward both run in oneDNN.
+def _depth_split_conv(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A batch-1, stride-1 conv run as a batch of two depth halves, so oneDNN takes both directions.
 
-    For batch-1 inputs PyTorch sends both directions of small convs to its slow im2col kernels;
-    here the input gradient is the conv of ``grad`` with the flipped, transposed kernel and the
-    weight gradient the conv of the input (channels as batch) with ``grad`` as kernel.
+    For batch-1 inputs PyTorch sends both directions of small convs to its slow im2col kernels
+    (and copies channels-last gradients to contiguous for them). Splitting the first spatial
+    dim into two halves, each with its ``k - 1`` halo rows (zeros past the ends, as the conv's
+    padding), makes a batch of two: the same sums, no extra multiply-adds, and PyTorch's own
+    oneDNN forward and backward. The halves' outputs, stacked, are the full output; in
+    channels-last memory that is a view.
     """
-
-    @staticmethod
-    def forward(ctx, x, weight, padding):
-        nd = x.ndim - 2
-        ctx.save_for_backward(x, weight)
-        ctx.padding = padding
-        return torch.ops.aten.mkldnn_convolution(x, weight, None, padding, [1] * nd, [1] * nd, 1)
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
-        nd = x.ndim - 2
-        ones = [1] * nd
-        gi = gw = None
-        if ctx.needs_input_grad[0]:
-            tpad = [k - 1 - p for k, p in zip(weight.shape[2:], ctx.padding)]
-            w_t = weight.flip(list(range(2, 2 + nd))).transpose(0, 1)
-            gi = torch.ops.aten.mkldnn_convolution(grad, w_t, None, tpad, ones, ones, 1)
-        if ctx.needs_input_grad[1]:
-            if math.prod(x.shape[2:]) <= 32 ** 3:
-                gw = torch.ops.aten.mkldnn_convolution(x.transpose(0, 1), grad.transpose(0, 1), None,
-                                                       list(ctx.padding), ones, ones, 1).transpose(0, 1)
-            else:
-                gw = torch.ops.aten.convolution_backward(grad, x, weight, None, ones, list(ctx.padding), ones, False,
-                                                         [0] * nd, 1, [False, True, False])[1]
-        return gi, gw, None
+    nd = x.ndim - 2
+    k, p = conv.kernel_size[0], conv.padding[0]
+    depth = x.shape[2]
+    out_depth = depth + 2 * p - (k - 1)
+    half = (out_depth + 1) // 2
+    # rows needed: output rows 0 .. 2*half-1 read padded rows 0 .. 2*half-1 + k-1
+    after = 2 * half + k - 1 - (depth + p)
+    padded = F.pad(x, (0, 0) * (nd - 1) + (p, after))
+    pair = torch.cat((padded[:, :, :half + k - 1], padded[:, :, half:]), dim=0)
+    fn = F.conv3d if nd == 3 else F.conv2d
+    out = fn(pair, conv.weight, conv.bias, 1, (0,) + tuple(conv.padding[1:]), 1, conv.groups)
+    last = out.movedim(1, -1)                                  # [2, half, ..., C]: a view of channels-last
+    whole = last.reshape(1, 2 * half, *last.shape[2:])[:, :out_depth]
+    return whole.movedim(-1, 1)
 
 
 def conv_forward(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -387,9 +378,9 @@ def conv_forward(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
     numerics (to float rounding); falls back to ``conv(x)`` when tracing/exporting.
     """
     if _mkldnn_ok(conv, x):
-        if (torch.is_grad_enabled() and conv.bias is None and conv.groups == 1 and not _aten_prefers_mkldnn(x)
+        if (torch.is_grad_enabled() and not _aten_prefers_mkldnn(x)
                 and all(v == 1 for v in conv.stride) and all(v == 1 for v in conv.dilation)):
-            return _SmallConvFn.apply(x, conv.weight, list(conv.padding))
+            return _depth_split_conv(conv, x)
         return torch.ops.aten.mkldnn_convolution(x, conv.weight, conv.bias, list(conv.padding),
                                                  list(conv.stride), list(conv.dilation), conv.groups)
     return conv(x)
