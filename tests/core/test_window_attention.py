@@ -260,6 +260,22 @@ def test_gradients_match_naive(shape, window, shift):
         torch.testing.assert_close(o, r, atol=1e-10, rtol=1e-10)
 
 
+@pytest.mark.parametrize("n", [8, 27])  # 8 of 27 tokens: most table rows unread (empty segments)
+def test_bias_table_gradient_matches_indexing(n):
+    mod = make_attn(window=(3, 3, 3), dtype=torch.float64)
+    g = torch.randn(mod.relative_position_bias_table.shape[1], n, n, dtype=torch.float64)
+    (got,) = torch.autograd.grad(mod.relative_position_bias(n), mod.relative_position_bias_table, g)
+    table = mod.relative_position_bias_table.detach().clone().requires_grad_()
+    index = mod.relative_position_index[:n, :n].reshape(-1)
+    ref_bias = table[index].view(n, n, -1).permute(2, 0, 1)  # autograd's own scatter backward
+    (ref,) = torch.autograd.grad(ref_bias, table, g)
+    torch.testing.assert_close(got, ref, atol=1e-12, rtol=1e-12)
+    if n == 8:
+        assert (ref == 0).all(dim=1).any()  # some rows were not read: their segments are empty
+    with torch.no_grad():
+        torch.testing.assert_close(mod.relative_position_bias(n), ref_bias)
+
+
 def test_fused_and_reference_paths_agree(monkeypatch):
     calls = []
     original = attention_mod.attention_reference
