@@ -63,19 +63,29 @@ def main(argv=None) -> None:
     records = []
     for k in range(args.count):
         (p1, a), (p2, b) = pools[0][k], pools[1][k]
-        n = min(len(a), len(b), int(args.seconds * SR))
-        a, b = a[:n].astype(np.float64), b[:n].astype(np.float64)
-        b *= np.sqrt(np.mean(a ** 2) / np.mean(b ** 2)) * 10 ** (-args.sir / 20)
-        gain = 10 ** (-1 / 20) / np.abs(a + b).max()
-        name = f"real{k:02d}"
-        for sub, wav in (("s1", a * gain), ("s2", b * gain), ("mix", (a + b) * gain)):
-            (args.out / sub).mkdir(parents=True, exist_ok=True)
-            sf.write(args.out / sub / f"{name}.wav", wav.astype(np.float32), SR, subtype="FLOAT")
-        records.append({"name": name, "s1": str(p1.relative_to(args.first.parent)),
-                        "s2": str(p2.relative_to(args.second.parent)), "seconds": round(n / SR, 3),
-                        "sir_db": args.sir, "gain": round(float(gain), 5)})
-    (args.out / "mixtures.json").write_text(json.dumps({"sample_rate": SR, "mixtures": records}, indent=1))
+        record = write_mixture(args.out, f"real{k:02d}", a, b, args.sir, args.seconds)
+        records.append({"name": record.pop("name"), "s1": str(p1.relative_to(args.first.parent)),
+                        "s2": str(p2.relative_to(args.second.parent)), **record})
+    write_index(args.out, records)
     print(f"wrote {len(records)} mixtures at SIR {args.sir:g} dB to {args.out}")
+
+
+def write_mixture(out: Path, name: str, a: np.ndarray, b: np.ndarray, sir: float, seconds: float) -> dict:
+    """Write ``out/{s1,s2,mix}/NAME.wav``: both cut to the shorter (at most ``seconds``), ``b`` at
+    ``sir`` dB below ``a`` over the whole mixture, scaled together to peak at -1 dBFS."""
+    n = min(len(a), len(b), int(seconds * SR))
+    a, b = a[:n].astype(np.float64), b[:n].astype(np.float64)
+    b *= np.sqrt(np.mean(a ** 2) / np.mean(b ** 2)) * 10 ** (-sir / 20)
+    gain = 10 ** (-1 / 20) / np.abs(a + b).max()
+    for sub, wav in (("s1", a * gain), ("s2", b * gain), ("mix", (a + b) * gain)):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+        sf.write(out / sub / f"{name}.wav", wav.astype(np.float32), SR, subtype="FLOAT")
+    return {"name": name, "seconds": round(n / SR, 3), "sir_db": sir, "gain": round(float(gain), 5)}
+
+
+def write_index(out: Path, records: list[dict]) -> None:
+    """``out/mixtures.json``: the sample rate and every mixture's sources, SIR and gain."""
+    (out / "mixtures.json").write_text(json.dumps({"sample_rate": SR, "mixtures": records}, indent=1))
 
 
 if __name__ == "__main__":
