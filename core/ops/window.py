@@ -209,8 +209,13 @@ class _GatherRows(torch.autograd.Function):
         return out, None, None, None, None, None
 
 
+def _needs_own_backward(t: torch.Tensor) -> bool:
+    """Whether ``t`` gets a gradient through one of this module's autograd Functions (eager only)."""
+    return torch.is_grad_enabled() and t.requires_grad and not torch.jit.is_tracing() and not torch.jit.is_scripting()
+
+
 def _gather_rows(src, index, adjoint, pad_slots=None, pad_rows=None, pad_grad_row=False):
-    if torch.is_grad_enabled() and src.requires_grad and not torch.jit.is_tracing():
+    if _needs_own_backward(src):
         return _GatherRows.apply(src, index, adjoint, pad_slots, pad_rows, pad_grad_row)
     return src.index_select(0, index)
 
@@ -326,8 +331,7 @@ def _mask_rows(mask: torch.Tensor, start: int, stop: int) -> torch.Tensor:
 
 def _trains_bias(table: torch.Tensor, dropout_p: float) -> bool:
     """Whether window attention takes :class:`_BiasedAttention` (the table needs a gradient)."""
-    return (dropout_p == 0.0 and torch.is_grad_enabled() and table.requires_grad and not torch.jit.is_tracing()
-            and not torch.jit.is_scripting())
+    return dropout_p == 0.0 and _needs_own_backward(table)
 
 
 class WindowPlan:
@@ -467,7 +471,7 @@ class WindowAttention(nn.Module):
         """``[heads, n, n]`` bias gathered from the table (MONAI's ``index[:n, :n]``)."""
         table = self.relative_position_bias_table
         index = self.relative_position_index[:n, :n].reshape(-1)
-        if torch.is_grad_enabled() and table.requires_grad and not torch.jit.is_tracing():
+        if _needs_own_backward(table):
             rows = _TableRows.apply(table, index, *self._table_grad_plan(n, index, table.shape[0]))
         else:
             rows = table[index]
