@@ -23,10 +23,10 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
+from sigplex.datasets.audio import read_downmixed, resample
 from sigplex.plugins.speech_sep.data.make_real_mixtures import write_index, write_mixture
-from sigplex.plugins.speech_sep.data.make_real_voices import SR
+from sigplex.plugins.speech_sep.data.make_real_voices import SR, rms_db
 
 # talker -> file under usr/share/codec2 (".raw" is headerless 16-bit little-endian at 8 kHz)
 RECORDINGS = {"ve9qrp": "raw/ve9qrp.raw", "david4": "wav/david4.wav", "vk2tpm": "wav/vk2tpm_004.wav",
@@ -40,22 +40,17 @@ def read_recording(path: Path) -> np.ndarray:
     """A recording as float32 mono at 8 kHz (16 kHz WAVs are resampled)."""
     if path.suffix == ".raw":
         return np.fromfile(path, dtype="<i2").astype(np.float32) / 32768
-    wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    wav = wav.mean(axis=1)
-    if sr == 2 * SR:
-        from scipy.signal import resample_poly
-
-        wav = resample_poly(wav, 1, 2).astype(np.float32)
-    elif sr != SR:
+    wav, sr, _ = read_downmixed(path, field="recording")
+    if sr not in (SR, 2 * SR):
         raise SystemExit(f"{path}: expected {SR} or {2 * SR} Hz, got {sr} Hz")
-    return wav
+    return resample(wav, sr, SR) if sr != SR else wav
 
 
 def segments(wav: np.ndarray, seconds: float) -> list[np.ndarray]:
     """Consecutive ``seconds``-long pieces, skipping those quieter than -40 dBFS RMS."""
     n = int(seconds * SR)
     pieces = (wav[i:i + n] for i in range(0, len(wav) - n + 1, n))
-    return [p for p in pieces if np.sqrt(np.mean(p.astype(np.float64) ** 2)) >= 10 ** (-40 / 20)]
+    return [p for p in pieces if rms_db(p) >= -40]
 
 
 def main(argv=None) -> None:

@@ -31,7 +31,7 @@ import numpy as np
 import soundfile as sf
 
 from sigplex.datasets.audio import trim_silence
-from sigplex.plugins.speech_sep.data.make_real_voices import SR, read_prompt
+from sigplex.plugins.speech_sep.data.make_real_voices import SR, read_prompt, rms_db
 
 
 def trimmed(path: Path) -> np.ndarray:
@@ -55,7 +55,7 @@ def main(argv=None) -> None:
     pools = []
     for folder in (args.first, args.second):
         usable = [(p, w) for p in sorted(folder.rglob("*.wav")) for w in [trimmed(p)]
-                  if len(w) >= args.min_seconds * SR and np.sqrt(np.mean(w ** 2)) > 10 ** (-45 / 20)]  # not silence
+                  if len(w) >= args.min_seconds * SR and rms_db(w) > -45]  # not silence
         order = rng.permutation(len(usable))
         pools.append([usable[i] for i in order])
     if min(len(p) for p in pools) < args.count:

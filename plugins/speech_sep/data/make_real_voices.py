@@ -32,6 +32,12 @@ SPEAKERS = {"fr_CA_f_June": "june_fr_ca", "ru_RU_f_IvrvoiceRU": "ivr_ru", "it_IT
 HELD_OUT = ("en_US_f_Allison", "es_MX_f_Allison", "it_IT_f_Menardi")  # the check set's speakers
 
 
+def rms_db(wav: np.ndarray) -> float:
+    """Level of ``wav`` in dB relative to full scale (RMS; ``-inf`` for digital silence)."""
+    power = float(np.mean(np.square(wav, dtype=np.float64)))
+    return 10 * np.log10(power) if power > 0 else float("-inf")
+
+
 def read_prompt(path: Path) -> np.ndarray:
     """A prompt as float32 mono at 8 kHz: WAV, or Asterisk's header-less GSM 6.10 (``.gsm``)."""
     if path.suffix == ".gsm":
@@ -56,7 +62,7 @@ def main(argv=None) -> None:
         kept = 0
         for path in files:
             wav = trim_silence(read_prompt(path))
-            if len(wav) < args.min_seconds * SR or np.sqrt(np.mean(wav ** 2)) < 10 ** (-45 / 20):
+            if len(wav) < args.min_seconds * SR or rms_db(wav) < -45:
                 continue
             name = "_".join(path.relative_to(args.sounds / folder).with_suffix("").parts)
             (args.out / speaker).mkdir(parents=True, exist_ok=True)
