@@ -2,11 +2,11 @@
 long-term forecasting protocol (splits, train-only scaler, sliding windows) and a synthetic
 multivariate generator. Needs pandas (``pip install 'sigplex[ts]'``); torch only for windows.
 """
-from .protocol import Scaler, SplitPlan, WindowDataset, plan_splits, rows_per_month
+from .protocol import Scaler, SplitPlan, WindowDataset, plan_splits, rows_per_month, season_length
 from .reader import SeriesFrame, future_dates, read_series, write_series
 from .synthetic import embedded_csv, make_synthetic
 
 __all__ = [
     "Scaler", "SeriesFrame", "SplitPlan", "WindowDataset", "embedded_csv", "future_dates", "make_synthetic",
-    "plan_splits", "read_series", "rows_per_month", "write_series",
+    "plan_splits", "read_series", "rows_per_month", "season_length", "write_series",
 ]

@@ -34,6 +34,38 @@ def rows_per_month(freq: str | None) -> int | None:
     return int(round(pd.Timedelta(days=30) / step))
 
 
+def season_length(freq: str | None) -> int | None:
+    """Rows in one season of a series at ``freq``: a day for sub-daily steps, else a week of days
+    (7, or 5 business days), a year of months (12) or quarters (4); None when there is no whole one.
+
+    >>> season_length("30min"), season_length("h"), season_length("D"), season_length("MS"), season_length("YS")
+    (48, 24, 7, 12, None)
+    """
+    if not freq:
+        return None
+    import pandas as pd
+
+    try:
+        offset = pd.tseries.frequencies.to_offset(freq)
+    except (ValueError, TypeError):
+        return None
+    name = offset.name.split("-")[0]
+    if offset.n == 1 and name in ("B", "C"):
+        return 5
+    if offset.n == 1 and name in ("M", "ME", "MS", "BM", "BME", "BMS", "SM", "SME", "SMS"):
+        return 24 if name.startswith("S") else 12
+    if offset.n == 1 and name in ("Q", "QE", "QS", "BQ", "BQE", "BQS"):
+        return 4
+    try:
+        step = pd.Timedelta(offset)
+    except (ValueError, TypeError):
+        return None
+    for span in (pd.Timedelta(days=1), pd.Timedelta(days=7)):
+        if pd.Timedelta(0) < step < span and span % step == pd.Timedelta(0):
+            return int(span // step)
+    return None
+
+
 @dataclass
 class SplitPlan:
     """Row ranges ``[(start, end)]`` of train/val/test (val/test include ``lookback`` rows of history)."""

@@ -46,6 +46,8 @@ class DataSection(Section):
     ratios: tuple[float, float, float] = (0.7, 0.1, 0.2)
     lookback: int = Field(96, ge=2)
     horizon: int = Field(96, ge=1)
+    season: Optional[int] = Field(None, ge=0, description="rows per season of the seasonal-naive baseline "
+                                  "(default: from the time step, e.g. 24 for hourly; 0: none)")
     rolling_origins: int = Field(0, ge=0, description="extra scores at N forecast origins spaced by the horizon")
     cutoffs: list[str] = Field(default_factory=list, description="explicit forecast origins (timestamps)")
     synthetic_rows: int = Field(14400, ge=200)

@@ -1,5 +1,5 @@
 """Forecast scores over every window of a split: MSE/MAE normalised and in original units, the
-repeat-last-value baseline and rolling-origin scores."""
+repeat-last-value and seasonal-naive baselines and rolling-origin scores."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,25 @@ import torch
 
 from sigplex.core.errors import UserError
 from sigplex.core.infer import iterate_batches, model_device
-from sigplex.datasets.tabular import WindowDataset
+from sigplex.datasets.tabular import WindowDataset, season_length
+
+
+def baseline_season(data_config, freq: str | None) -> int | None:
+    """Rows per season of the seasonal-naive baseline: ``data.season``, else from the time step.
+
+    None when there is none (``data.season=0``, an unknown step) or when a season is longer than
+    ``data.lookback``: the baseline sees the same input window as the model.
+    """
+    season = data_config.season if data_config.season is not None else season_length(freq)
+    if not season or season < 2 or season > data_config.lookback:
+        return None
+    return season
+
+
+def seasonal_naive(x: torch.Tensor, season: int, horizon: int) -> torch.Tensor:
+    """Repeat the last ``season`` rows of ``x`` ``[B, L, V]`` over ``horizon`` steps: ``[B, horizon, V]``."""
+    index = x.shape[1] - season + torch.arange(horizon, device=x.device) % season
+    return x.index_select(1, index)
 
 
 def origins(dataset: WindowDataset, data_config) -> list[int]:
@@ -19,10 +37,15 @@ def origins(dataset: WindowDataset, data_config) -> list[int]:
     return sorted(last - j * d.horizon for j in range(d.rolling_origins) if last - j * d.horizon >= 0)
 
 
-def window_scores(model, dataset: WindowDataset, std: np.ndarray, batch_size: int, data_config) -> dict[str, float]:
-    """Scores of ``model`` on every window of ``dataset`` (normalised with the training scaler of std ``std``)."""
+def window_scores(model, dataset: WindowDataset, std: np.ndarray, batch_size: int, data_config,
+                  season: int | None = None) -> dict[str, float]:
+    """Scores of ``model`` on every window of ``dataset`` (normalised with the training scaler of std ``std``).
+
+    ``season``: rows per season for the seasonal-naive baseline (``snaive_mse``, ``snaive_mae``),
+    or None for none.
+    """
     std = torch.as_tensor(std, dtype=torch.float64)
-    sums = dict.fromkeys(("se", "ae", "se_o", "ae_o", "nse", "nae"), 0.0)
+    sums = dict.fromkeys(("se", "ae", "se_o", "ae_o", "nse", "nae", "sse", "sae"), 0.0)
     count, per_window = 0, []
     rolling = data_config.rolling_origins > 0 or bool(data_config.cutoffs)
     for batch in iterate_batches(dataset, batch_size, device=model_device(model)):
@@ -33,6 +56,10 @@ def window_scores(model, dataset: WindowDataset, std: np.ndarray, batch_size: in
         sums["ae"] += float(err.abs().sum())
         sums["nse"] += float(naive.pow(2).sum())
         sums["nae"] += float(naive.abs().sum())
+        if season:
+            seasonal = (seasonal_naive(x, season, y.shape[1]) - y).double().cpu()
+            sums["sse"] += float(seasonal.pow(2).sum())
+            sums["sae"] += float(seasonal.abs().sum())
         sums["se_o"] += float((err * std).pow(2).sum())
         sums["ae_o"] += float((err.abs() * std).sum())
         count += err.numel()
@@ -43,6 +70,8 @@ def window_scores(model, dataset: WindowDataset, std: np.ndarray, batch_size: in
     out = {"mse": sums["se"] / count, "mae": sums["ae"] / count, "naive_mse": sums["nse"] / count,
            "naive_mae": sums["nae"] / count, "mse_orig": sums["se_o"] / count, "mae_orig": sums["ae_o"] / count,
            "n_windows": float(len(dataset))}
+    if season:
+        out.update(snaive_mse=sums["sse"] / count, snaive_mae=sums["sae"] / count, season=float(season))
     if rolling:
         scores, idx = torch.cat(per_window), origins(dataset, data_config)
         out.update(rolling_mse=float(scores[idx, 0].mean()), rolling_mae=float(scores[idx, 1].mean()),

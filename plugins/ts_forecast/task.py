@@ -32,7 +32,7 @@ from sigplex.datasets.tabular import (
 
 from .config import ForecastConfig, n_vars_of
 from .plotting import forecast_plot
-from .scores import window_scores
+from .scores import baseline_season, window_scores
 from .series import as_trained, fitted_state, read_frame, scaler_of
 
 
@@ -122,7 +122,8 @@ class ForecastTask(Task):
 
     def evaluate(self, model, dataset, prepared):
         cfg = prepared.config
-        return window_scores(model, dataset, scaler_of(prepared.state).std, cfg.trainer.eval_batch, cfg.data)
+        return window_scores(model, dataset, scaler_of(prepared.state).std, cfg.trainer.eval_batch, cfg.data,
+                             season=baseline_season(cfg.data, prepared.state.get("freq")))
 
     # --- using ----------------------------------------------------------------------
     def predict(self, model, inputs, prepared):

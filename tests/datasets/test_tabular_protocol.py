@@ -5,7 +5,7 @@ import pytest
 pytest.importorskip("pandas")
 
 from sigplex.core.errors import UserError
-from sigplex.datasets.tabular import Scaler, WindowDataset, make_synthetic, plan_splits, rows_per_month
+from sigplex.datasets.tabular import Scaler, WindowDataset, make_synthetic, plan_splits, rows_per_month, season_length
 
 
 def test_ett_split_is_12_4_4_months_for_hourly_and_15_min():
@@ -67,3 +67,10 @@ def test_synthetic_series_is_deterministic_hourly_and_seasonal():
     lag24 = np.corrcoef(x[:-24], x[24:])[0, 1]
     lag12 = np.corrcoef(x[:-12], x[12:])[0, 1]
     assert lag24 > 0.5 > lag12                                # daily cycle
+
+
+@pytest.mark.parametrize("freq, rows", [("h", 24), ("30min", 48), ("15min", 96), ("2h", 12), ("D", 7), ("B", 5),
+                                        ("MS", 12), ("ME", 12), ("QS-OCT", 4), ("YS", None), ("W-SUN", None),
+                                        ("7D", None), (None, None), ("not a frequency", None)])
+def test_season_length_from_the_time_step(freq, rows):
+    assert season_length(freq) == rows

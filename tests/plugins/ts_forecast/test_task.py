@@ -1,6 +1,7 @@
 """The forecast task end to end: short training beats repeat-last, the training scaler is fitted
 state of the run (not model buffers), predict continues the timestamps in original units,
 evaluate --data scores every window with the training scaler, errors name file and column."""
+import dataclasses
 import json
 import subprocess
 import sys
@@ -244,3 +245,31 @@ def test_onnx_export_has_a_dynamic_batch(run, tmp_path):
     (y,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     with torch.no_grad():
         np.testing.assert_allclose(y, predictor.model(x).numpy(), atol=1e-4)
+
+
+def test_seasonal_naive_baseline_equals_a_loop_over_windows(run):
+    """snaive_* repeat the last season of each input window (24 rows for the hourly embedded series)."""
+    from sigplex.core.config import resolve_config
+    from sigplex.plugins.ts_forecast.config import ForecastConfig
+    from sigplex.plugins.ts_forecast.scores import seasonal_naive
+
+    test = run.summary["test"]
+    assert test["season"] == 24 and test["snaive_mse"] < test["naive_mse"]  # daily cycle: a real baseline
+    predictor = sp.load_run(run)
+    prepared = predictor.task.build_data(predictor.prepared.config, None)
+    se, n = 0.0, 0
+    for i in range(len(prepared.test)):                       # a naive loop over every window
+        item = prepared.test[i]
+        x, y = item["x"].double().numpy(), item["y"].double().numpy()
+        pred = np.stack([x[len(x) - 24 + h % 24] for h in range(len(y))])
+        se += float(((pred - y) ** 2).sum())
+        n += y.size
+        batch = seasonal_naive(item["x"][None], 24, len(y))[0].double().numpy()
+        np.testing.assert_array_equal(batch, pred)
+    assert se / n == pytest.approx(test["snaive_mse"], rel=1e-5)
+    # a season longer than the lookback is not offered (the model sees only lookback rows); 0 turns it off
+    for season in ("200", "0"):
+        cfg = resolve_config(ForecastConfig, config=run.config_dict, overrides=[f"data.season={season}"])
+        with torch.no_grad():
+            metrics = predictor.task.evaluate(predictor.model, prepared.test, dataclasses.replace(prepared, config=cfg))
+        assert "snaive_mse" not in metrics and metrics["mse"] == pytest.approx(test["mse"], rel=1e-6)
