@@ -1,4 +1,8 @@
-"""Grids for DICOM prediction: the model's 1 mm RAS grid and the way back to a series' native grid.
+"""Grids for prediction: the model's 1 mm grid and the way back to an input's native grid.
+
+A NIfTI input whose voxels are not 1 mm (within ``SPACING_TOLERANCE``) is resampled to 1 mm
+in its own axis order (MONAI ``Spacing``; training reads files in their stored orientation) and
+its probabilities come back to its native grid, as for DICOM below.
 
 The reference sequence defines the model grid: MONAI ``Orientation("RAS")`` then ``Spacing(1 mm)``
 (an oblique acquisition stays oblique; RAS is the nearest axis order). The other sequences are
@@ -16,6 +20,18 @@ import torch
 
 #: The spacing (mm) the model works at (BraTS data are 1 mm isotropic).
 MODEL_SPACING = (1.0, 1.0, 1.0)
+#: Relative difference from ``MODEL_SPACING`` below which a NIfTI is predicted on its own grid.
+SPACING_TOLERANCE = 0.05
+
+
+def voxel_spacing(affine: np.ndarray) -> tuple[float, ...]:
+    """Voxel sizes (mm) along the array axes of ``affine``: its columns' lengths."""
+    return tuple(float(v) for v in np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0))
+
+
+def off_model_spacing(affine: np.ndarray, tolerance: float = SPACING_TOLERANCE) -> bool:
+    """Whether a grid's voxels differ from ``MODEL_SPACING`` by more than ``tolerance`` (relative)."""
+    return any(abs(v - m) > tolerance * m for v, m in zip(voxel_spacing(affine), MODEL_SPACING))
 
 
 def _meta(array, affine):
@@ -27,11 +43,15 @@ def _meta(array, affine):
     return MetaTensor(data, affine=torch.as_tensor(np.asarray(affine, dtype=np.float64)))
 
 
-def model_grid(array: np.ndarray, affine: np.ndarray, spacing: Sequence[float] = MODEL_SPACING):
-    """``array`` on the model grid: a MetaTensor ``[1, X, Y, Z]`` whose ``.affine`` is that grid's."""
+def model_grid(array: np.ndarray, affine: np.ndarray, spacing: Sequence[float] = MODEL_SPACING,
+               reorient: bool = True):
+    """``array`` (``[X, Y, Z]`` or ``[C, X, Y, Z]``) on the model grid: a MetaTensor ``[C, X', Y', Z']``
+    whose ``.affine`` is that grid's; ``reorient=False`` keeps the array's axis order (no RAS)."""
     from monai.transforms import Orientation, Spacing
 
-    image = Orientation(axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S")))(_meta(array, affine))
+    image = _meta(array, affine)
+    if reorient:
+        image = Orientation(axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S")))(image)
     return Spacing(pixdim=tuple(spacing), mode="bilinear", padding_mode="zeros", dtype=torch.float32)(image)
 
 
@@ -53,3 +73,24 @@ def to_native(probs: torch.Tensor, grid_affine: np.ndarray, native_affine: np.nd
     masks = np.stack([resample(probs[c], grid_affine, native_affine, native_shape)[0].numpy() > threshold
                       for c in range(probs.shape[0])])
     return channels_to_labels(masks.astype(np.uint8), threshold=0.5)
+
+
+
+def predict_on_model_grid(model, image: torch.Tensor, native_affine: np.ndarray, data) -> tuple[np.ndarray, dict]:
+    """BraTS labels on the native grid of ``image`` ``[C, *S]`` (affine ``native_affine``), inferred at 1 mm,
+    and the grids they went through (for the output's sidecar).
+
+    The image goes to ``MODEL_SPACING`` in its own axis order (bilinear), the probabilities come
+    back to the native grid (trilinear) and are thresholded there.
+    """
+    from .inference import infer_volume
+
+    native_shape = tuple(int(n) for n in image.shape[1:])
+    grid = model_grid(image, native_affine, reorient=False)
+    probs = infer_volume(model, grid.as_tensor(), data)
+    labels = to_native(probs, grid.affine.numpy(), native_affine, native_shape, data.threshold)
+    provenance = {"resampled": True,
+                  "model_grid": {"shape": [int(n) for n in grid.shape[1:]], "spacing_mm": list(MODEL_SPACING)},
+                  "native_grid": {"shape": list(native_shape),
+                                  "spacing_mm": [round(v, 4) for v in voxel_spacing(native_affine)]}}
+    return labels, provenance

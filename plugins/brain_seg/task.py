@@ -59,7 +59,8 @@ class BrainSegTask(Task):
         "ellipsoidal head with a simple tumour, bias field and noise; no real anatomy or scanner physics): such "
         "a model and its Dice scores say nothing about real scans. Even trained on BraTS it reflects BraTS's "
         "sites, scanners and pre-processing (skull-stripped, 1 mm isotropic, co-registered); other data need "
-        "their own validation. NIfTI inputs are not resampled; DICOM studies are resampled to 1 mm and combined "
+        "their own validation. NIfTI inputs that are not 1 mm are predicted at 1 mm in their own axis order and "
+        "the labels resampled back (no reorientation); DICOM studies are resampled to 1 mm RAS and combined "
         "by their DICOM geometry only (no registration, no skull stripping, no bias correction), so a patient who "
         "moved between series or an unstripped head degrades the result. Series are chosen by description rules "
         "that a site must check against its own naming. Labels are written on the input's (reference series') grid.")
@@ -143,7 +144,9 @@ class BrainSegTask(Task):
         input's grid, ``reference`` the NIfTI whose grid it is on (None for arrays and DICOM).
         """
         from sigplex.datasets.dicom import is_study_folder
-        from sigplex.datasets.nifti import channels_to_labels
+        from sigplex.datasets.nifti import channels_to_labels, load_nifti
+
+        from .native_space import off_model_spacing, predict_on_model_grid
 
         if isinstance(inputs, (str, Path)) and is_study_folder(inputs):
             from .dicom_input import predict_study
@@ -151,9 +154,14 @@ class BrainSegTask(Task):
             return predict_study(model, inputs, prepared)
         d = prepared.config.data
         case = read_case(inputs, d, prepared.state.get("source"))
+        fields = {"reference": case["reference"], "case_id": case["case_id"], "image": case["raw"]}
+        if case["reference"] is not None:
+            native_affine = load_nifti(case["reference"]).affine
+            if off_model_spacing(native_affine):  # to 1 mm and back, as MONAI's Spacing + Invert
+                labels, grids = predict_on_model_grid(model, case["image"], native_affine, d)
+                return Prediction({"labels": labels, **fields}, grids)
         probs = infer_volume(model, case["image"], d)
-        return Prediction({"labels": channels_to_labels(probs.numpy(), threshold=d.threshold),
-                           "reference": case["reference"], "case_id": case["case_id"], "image": case["raw"]})
+        return Prediction({"labels": channels_to_labels(probs.numpy(), threshold=d.threshold), **fields})
 
     def output_files(self, output, prepared, source=None):
         return output_paths(output, source)  # NIfTI, overlay PNG (+ <stem>.seg.dcm for a DICOM study)

@@ -203,3 +203,44 @@ def test_torchscript_export_matches(run_dir, tmp_path):
     assert float(res.stdout.split("max abs diff vs PyTorch ")[1].rstrip(")\n")) <= 1e-4
     loaded = torch.jit.load(str(tmp_path / "m.pt"))
     assert loaded(torch.zeros(1, 4, 64, 64, 64)).shape == (1, 3, 64, 64, 64)
+
+
+def test_predict_takes_a_2mm_nifti_to_1mm_and_back(run_dir, tmp_path, monkeypatch):
+    """A 2 mm case is predicted on the 1 mm grid and its labels come back onto its own grid."""
+    import sigplex.core as sp
+    from sigplex.datasets.nifti import channels_to_labels
+    from sigplex.plugins.brain_seg import inference
+
+    case = phantom_cases()[-1]
+    coarse = tmp_path / case.name
+    coarse.mkdir()
+    for f in case.glob("*.nii.gz"):                           # every other voxel, voxel centres kept
+        img = nib.load(str(f))
+        affine = img.affine.copy()
+        affine[:3, :3] *= 2
+        nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[::2, ::2, ::2], affine), str(coarse / f.name))
+
+    class BrightIsTumour(torch.nn.Module):                    # a "model" that maps the image itself
+        def forward(self, x):
+            return 20 * (x[:, :3] - 0.5)
+
+    seen = []
+    real_infer = inference.infer_volume
+    monkeypatch.setattr(inference, "infer_volume", lambda m, image, d: seen.append(image.shape) or real_infer(m, image, d))
+    predictor = sp.load_run(run_dir)
+    task, prepared = predictor.task, predictor.prepared
+    with torch.no_grad():
+        result = task.predict(BrightIsTumour(), coarse, prepared)
+    assert result["labels"].shape == (32, 32, 32)
+    assert all(62 <= n <= 64 for n in seen[-1][1:]), seen     # the model saw the 1 mm grid
+    assert result.provenance["resampled"] is True
+    assert result.provenance["native_grid"] == {"shape": [32, 32, 32], "spacing_mm": [2.0, 2.0, 2.0]}
+    # the same map made directly on the 2 mm grid: the round trip neither moves nor flips it
+    image = inference.read_case(coarse, prepared.config.data, "brats2021")["image"].numpy()
+    expected = channels_to_labels((image[:3] > 0.5).astype(np.uint8), threshold=0.5)
+    wt, wt_expected = result["labels"] > 0, expected > 0
+    assert wt_expected.sum() > 500
+    dice = 2 * (wt & wt_expected).sum() / (wt.sum() + wt_expected.sum())
+    assert dice > 0.9, dice
+    with torch.no_grad():                                     # a 1 mm case is predicted on its own grid
+        assert task.predict(BrightIsTumour(), case, prepared).provenance == {}
