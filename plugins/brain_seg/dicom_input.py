@@ -2,7 +2,7 @@
 
 :func:`read_dicom_case` scans the study (headers only), applies the series rules
 (``data.dicom_rules``), reads the chosen series as volumes, checks they share one
-FrameOfReferenceUID, resamples them to the model's 1 mm RAS grid defined by the reference
+FrameOfReferenceUID, resamples them to the run's working spacing (1 mm for BraTS) in RAS, on a grid defined by the reference
 sequence (``data.reference_sequence``) and normalises them like training data. A missing
 sequence is zero-filled only for a model trained with ``data.modality_dropout > 0`` (the fitted
 state says so); otherwise it is a one-line error naming what is missing. It prints one line
@@ -20,7 +20,7 @@ from sigplex.core.errors import UserError
 from sigplex.datasets.dicom import read_volume, require_dicom_extra, scan_study
 from sigplex.datasets.nifti import MODALITIES
 
-from .native_space import MODEL_SPACING, model_grid, resample
+from .native_space import model_grid, resample, run_spacing
 from .series_rules import choose_series, describe_found, load_rules
 
 
@@ -64,7 +64,8 @@ def read_dicom_case(study, data, state: dict) -> dict:
     _check_frame_of_reference(study, chosen)
     volumes = {seq: read_volume(s) for seq, s in chosen.items() if s is not None}
     native = volumes[reference]
-    ref_grid = model_grid(native.array, native.affine)
+    spacing = run_spacing(state)
+    ref_grid = model_grid(native.array, native.affine, spacing)
     grid_affine, shape = ref_grid.affine.numpy(), tuple(ref_grid.shape[1:])
     channels = []
     for seq in MODALITIES:
@@ -88,7 +89,7 @@ def read_dicom_case(study, data, state: dict) -> dict:
                   "rules": {"path": str(rules.path), "sha256": rules.sha256},
                   "series": {seq: (None if chosen[seq] is None else chosen[seq].as_dict()) for seq in MODALITIES},
                   "zero_filled": missing, "modality_dropout": dropout, "reference_sequence": reference,
-                  "model_grid": {"shape": list(shape), "spacing_mm": list(MODEL_SPACING)},
+                  "model_grid": {"shape": list(shape), "spacing_mm": list(spacing)},
                   "native_grid": {"shape": list(native.array.shape), "spacing_mm": [round(v, 4) for v in native.spacing]}}
     return {"image": torch.as_tensor(np.asarray(image), dtype=torch.float32), "grid_affine": grid_affine,
             "native": native, "case_id": study.name, "provenance": provenance}

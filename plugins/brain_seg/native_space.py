@@ -1,8 +1,10 @@
 """Grids for prediction: the model's 1 mm grid and the way back to an input's native grid.
 
-A NIfTI input whose voxels are not 1 mm (within ``SPACING_TOLERANCE``) is resampled to 1 mm
-in its own axis order (MONAI ``Spacing``; training reads files in their stored orientation) and
-its probabilities come back to its native grid, as for DICOM below.
+The grid a run works at is the median voxel size of its training cases (fitted state
+``spacing_mm``; 1 mm for BraTS, MSD and the phantoms). A NIfTI input whose voxels differ from
+it (beyond ``SPACING_TOLERANCE``) is resampled to it in its own axis order (MONAI ``Spacing``;
+training reads files in their stored orientation) and its probabilities come back to its
+native grid, as for DICOM below.
 
 The reference sequence defines the model grid: MONAI ``Orientation("RAS")`` then ``Spacing(1 mm)``
 (an oblique acquisition stays oblique; RAS is the nearest axis order). The other sequences are
@@ -29,9 +31,24 @@ def voxel_spacing(affine: np.ndarray) -> tuple[float, ...]:
     return tuple(float(v) for v in np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0))
 
 
-def off_model_spacing(affine: np.ndarray, tolerance: float = SPACING_TOLERANCE) -> bool:
-    """Whether a grid's voxels differ from ``MODEL_SPACING`` by more than ``tolerance`` (relative)."""
-    return any(abs(v - m) > tolerance * m for v, m in zip(voxel_spacing(affine), MODEL_SPACING))
+def off_model_spacing(affine: np.ndarray, spacing: Sequence[float] = MODEL_SPACING,
+                      tolerance: float = SPACING_TOLERANCE) -> bool:
+    """Whether a grid's voxels differ from ``spacing`` by more than ``tolerance`` (relative)."""
+    return any(abs(v - m) > tolerance * m for v, m in zip(voxel_spacing(affine), spacing))
+
+
+def training_spacing(references: Sequence) -> list[float]:
+    """The spacing a run works at: the per-axis median voxel size of its training cases' reference
+    NIfTIs (headers only), as nnU-Net picks its target spacing; 1 mm when there are none."""
+    from sigplex.datasets.nifti import load_nifti
+
+    sizes = [voxel_spacing(load_nifti(r).affine) for r in references]
+    return [round(float(v), 4) for v in np.median(sizes, axis=0)] if sizes else list(MODEL_SPACING)
+
+
+def run_spacing(state: dict) -> tuple[float, ...]:
+    """The run's working spacing (fitted state ``spacing_mm``); runs saved before it existed: 1 mm."""
+    return tuple(float(v) for v in state.get("spacing_mm") or MODEL_SPACING)
 
 
 def _meta(array, affine):
@@ -76,21 +93,22 @@ def to_native(probs: torch.Tensor, grid_affine: np.ndarray, native_affine: np.nd
 
 
 
-def predict_on_model_grid(model, image: torch.Tensor, native_affine: np.ndarray, data) -> tuple[np.ndarray, dict]:
-    """BraTS labels on the native grid of ``image`` ``[C, *S]`` (affine ``native_affine``), inferred at 1 mm,
-    and the grids they went through (for the output's sidecar).
+def predict_on_model_grid(model, image: torch.Tensor, native_affine: np.ndarray, data,
+                          spacing: Sequence[float] = MODEL_SPACING) -> tuple[np.ndarray, dict]:
+    """BraTS labels on the native grid of ``image`` ``[C, *S]`` (affine ``native_affine``), inferred at
+    ``spacing``, and the grids they went through (for the output's sidecar).
 
-    The image goes to ``MODEL_SPACING`` in its own axis order (bilinear), the probabilities come
-    back to the native grid (trilinear) and are thresholded there.
+    The image goes to ``spacing`` in its own axis order (bilinear), the probabilities come back
+    to the native grid (trilinear) and are thresholded there.
     """
     from .inference import infer_volume
 
     native_shape = tuple(int(n) for n in image.shape[1:])
-    grid = model_grid(image, native_affine, reorient=False)
+    grid = model_grid(image, native_affine, spacing, reorient=False)
     probs = infer_volume(model, grid.as_tensor(), data)
     labels = to_native(probs, grid.affine.numpy(), native_affine, native_shape, data.threshold)
     provenance = {"resampled": True,
-                  "model_grid": {"shape": [int(n) for n in grid.shape[1:]], "spacing_mm": list(MODEL_SPACING)},
+                  "model_grid": {"shape": [int(n) for n in grid.shape[1:]], "spacing_mm": [float(v) for v in spacing]},
                   "native_grid": {"shape": list(native_shape),
                                   "spacing_mm": [round(v, 4) for v in voxel_spacing(native_affine)]}}
     return labels, provenance

@@ -11,6 +11,7 @@ Fitted state saved with a run: ``source``, the label source of the training case
 (brats2021, brats2023 or msd); a 4D NIfTI given to predict is read in that source's channel
 order when it stores modalities in one file (MSD), unless ``data.source`` says otherwise.
 ``modality_dropout``: the training value; > 0 lets predict zero-fill a missing DICOM sequence.
+``spacing_mm``: the median voxel size of the training cases, the grid predict resamples inputs to.
 """
 from __future__ import annotations
 
@@ -95,7 +96,11 @@ class BrainSegTask(Task):
         train = self._datasets(config, data, "train")
         val = self._datasets(config, data, "val") if data is None or d.val_fraction > 0 or d.fold is not None else None
         test = self._datasets(config, data, "test") if data is None or d.test_fraction > 0 else None
-        return Prepared(config, train, val, test, state={"source": train.source, "modality_dropout": d.modality_dropout})
+        from .native_space import training_spacing
+
+        spacing = training_spacing([r.images[0] for r in train.records])
+        return Prepared(config, train, val, test, state={"source": train.source, "modality_dropout": d.modality_dropout,
+                                                         "spacing_mm": spacing})
 
     def evaluation_data(self, data, prepared):
         return self._datasets(prepared.config, Path(data), "all")
@@ -146,7 +151,7 @@ class BrainSegTask(Task):
         from sigplex.datasets.dicom import is_study_folder
         from sigplex.datasets.nifti import channels_to_labels, load_nifti
 
-        from .native_space import off_model_spacing, predict_on_model_grid
+        from .native_space import off_model_spacing, predict_on_model_grid, run_spacing
 
         if isinstance(inputs, (str, Path)) and is_study_folder(inputs):
             from .dicom_input import predict_study
@@ -157,8 +162,9 @@ class BrainSegTask(Task):
         fields = {"reference": case["reference"], "case_id": case["case_id"], "image": case["raw"]}
         if case["reference"] is not None:
             native_affine = load_nifti(case["reference"]).affine
-            if off_model_spacing(native_affine):  # to 1 mm and back, as MONAI's Spacing + Invert
-                labels, grids = predict_on_model_grid(model, case["image"], native_affine, d)
+            spacing = run_spacing(prepared.state)
+            if off_model_spacing(native_affine, spacing):  # to the run's spacing and back, as Spacing + Invertd
+                labels, grids = predict_on_model_grid(model, case["image"], native_affine, d, spacing)
                 return Prediction({"labels": labels, **fields}, grids)
         probs = infer_volume(model, case["image"], d)
         return Prediction({"labels": channels_to_labels(probs.numpy(), threshold=d.threshold), **fields})

@@ -252,7 +252,7 @@ def test_modality_dropout_is_fitted_state_and_drops_training_channels(task_and_m
     config = resolve_config(BrainSegConfig, overrides=[*TINY, "data.phantom_cases=5", "data.phantom_shape=[64,64,64]",
                                                        "data.modality_dropout=0.5"])
     prep = task.build_data(config, None)
-    assert prep.state == {"source": "brats2021", "modality_dropout": 0.5}
+    assert prep.state == {"source": "brats2021", "modality_dropout": 0.5, "spacing_mm": [1.0, 1.0, 1.0]}
     task.seed_item(0, prep)
     zeroed = [sum(int(ch.abs().max() == 0) for ch in prep.train[0]["image"]) for _ in range(12)]
     assert any(zeroed) and max(zeroed) < 4, zeroed

@@ -1,4 +1,5 @@
 """brain_seg end to end on small phantom data: train → evaluate → predict (NIfTI + PNG) → export, adapters, MONAI weights."""
+import dataclasses
 import json
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def test_prepared_state_round_trips_and_predict_uses_it(run_dir):
 
     predictor = sp.load_run(run_dir)
     assert predictor.prepared.train is None
-    assert predictor.prepared.state == {"source": "brats2021", "modality_dropout": 0.0}
+    assert predictor.prepared.state == {"source": "brats2021", "modality_dropout": 0.0, "spacing_mm": [1.0, 1.0, 1.0]}
     result = predictor.predict(phantom_cases()[-1])
     assert result["labels"].shape == (64, 64, 64) and result["labels"].dtype == np.uint8
     assert set(np.unique(result["labels"]).tolist()) <= {0, 1, 2, 4}
@@ -244,3 +245,22 @@ def test_predict_takes_a_2mm_nifti_to_1mm_and_back(run_dir, tmp_path, monkeypatc
     assert dice > 0.9, dice
     with torch.no_grad():                                     # a 1 mm case is predicted on its own grid
         assert task.predict(BrightIsTumour(), case, prepared).provenance == {}
+    # a run trained on 2 mm cases works at 2 mm: the 2 mm case stays, the 1 mm one goes to 2 mm
+    coarse_run = dataclasses.replace(prepared, state={**prepared.state, "spacing_mm": [2.0, 2.0, 2.0]})
+    with torch.no_grad():
+        assert task.predict(BrightIsTumour(), coarse, coarse_run).provenance == {}
+        fine = task.predict(BrightIsTumour(), case, coarse_run)
+    assert fine["labels"].shape == (64, 64, 64) and fine.provenance["model_grid"]["spacing_mm"] == [2.0, 2.0, 2.0]
+    assert all(31 <= n <= 33 for n in seen[-1][1:]), seen
+
+
+def test_training_spacing_is_the_median_voxel_size(tmp_path):
+    from sigplex.plugins.brain_seg.native_space import run_spacing, training_spacing
+
+    paths = []
+    for i, zooms in enumerate([(1, 1, 1), (0.9, 0.9, 3.0), (1, 1, 5.0)]):
+        paths.append(tmp_path / f"{i}.nii.gz")
+        nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.diag([*zooms, 1.0])), str(paths[-1]))
+    assert training_spacing(paths) == [1.0, 1.0, 3.0]
+    assert training_spacing([]) == [1.0, 1.0, 1.0]
+    assert run_spacing({}) == (1.0, 1.0, 1.0) and run_spacing({"spacing_mm": [2, 2, 2]}) == (2.0, 2.0, 2.0)
