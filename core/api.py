@@ -360,12 +360,16 @@ def _with_engine(predictor: Predictor, engine: str) -> Predictor:
     return predictor
 
 
-def evaluate(checkpoint: str | Path, *, data: str | Path | None = None, plugin: str | None = None,
+def evaluate(checkpoint: str | Path | None, *, data: str | Path | None = None, plugin: str | None = None,
              task: str | None = None, split: str = "test", overrides=None, device: str = "cpu",
-             pm: PluginManager | None = None) -> dict[str, float]:
-    """Evaluate a run on its test split, or on all of ``data`` with the run's fitted state."""
+             pm: PluginManager | None = None, config=None) -> dict[str, float]:
+    """Evaluate a run on its test split, or on all of ``data`` with the run's fitted state.
+
+    ``checkpoint`` may also be a bare weights file (``config``: a preset or YAML for it) or None
+    for the task's shipped weights (with ``plugin``), scored on ``data`` or the task's default data.
+    """
     predictor = load_predictor(checkpoint, plugin=plugin, task=task, overrides=as_overrides(overrides), device=device,
-                               pm=pm)
+                               pm=pm, config=config)
     return predictor.evaluate(data, split=split)
 
 

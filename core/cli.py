@@ -56,8 +56,10 @@ def _parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="evaluate a trained run", parents=[common])
     task_args(ev, required=False)
-    ev.add_argument("--checkpoint", required=True,
-                    help="run dir (its best checkpoint), a checkpoint folder, or a bare weights file (with --plugin)")
+    ev.add_argument("--checkpoint",
+                    help="run dir (its best checkpoint), a checkpoint folder, or a bare weights file (with --plugin); "
+                         "default: the task's shipped weights")
+    ev.add_argument("--config", help="with a bare weights file: YAML file or preset name for the model")
     ev.add_argument("--data", help="labelled data to evaluate on, all of it (default: the run's test split)")
     set_arg(ev, "data.fill=ffill")
     ev.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
@@ -182,7 +184,7 @@ def _cmd_evaluate(args) -> int:
     from . import api
 
     metrics = api.evaluate(args.checkpoint, data=args.data, plugin=args.plugin, task=args.task,
-                           overrides=args.overrides, device=args.device)
+                           overrides=args.overrides, device=args.device, config=args.config)
     if args.json:
         print(json.dumps(metrics))
     else:

@@ -148,6 +148,11 @@ def test_a_bare_weights_file_predicts_and_evaluates_with_the_task_config(tmp_pat
     assert metrics == pytest.approx(sp.load_run(run).evaluate(), rel=1e-5)
     assert sp.load_predictor(tmp_path / "denoiser.safetensors", plugin="example",
                              config=tmp_path / "c.yaml").config.model.channels == 8
+    with_config = run_cli("evaluate", "--plugin", "example", "--checkpoint", tmp_path / "denoiser.safetensors",
+                          "--config", tmp_path / "c.yaml", "--json")
+    assert json.loads(with_config.stdout) == pytest.approx(metrics, rel=1e-6), with_config.stderr
+    none = run_cli("evaluate", "--plugin", "example", "--json")          # the example task ships no weights
+    assert none.returncode == 2 and "ships no pretrained weights" in none.stderr, none.stderr
 
     for args, needle in [([], "weights do not fit the model"),  # default channels: a one-line mismatch
                          (["--set", "model.channels=8", "--config", "x.yaml", "--checkpoint", run.path],

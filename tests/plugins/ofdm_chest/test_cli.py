@@ -106,3 +106,18 @@ def test_run_state_round_trip_and_evaluate_data(run_dir, tmp_path):
 
     assert metrics["nmse_db"] == pytest.approx(nmse_db(pred["h_hat"], d["h"]), abs=1e-4)
     assert {"nmse_db_ls", "nmse_db_lmmse", "nmse_db_genie"} <= set(metrics)
+
+
+def test_evaluate_without_checkpoint_scores_the_shipped_weights(tmp_path):
+    import sigplex.core as sp
+
+    _ls_file(tmp_path / "grids.npz", 8, 93, truth=True)
+    res = run_cli("evaluate", "--plugin", "ofdm_chest", "--data", tmp_path / "grids.npz", "--json")
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads(res.stdout)
+    shipped = sp.load_pretrained("ofdm_chest").evaluate(tmp_path / "grids.npz")
+    assert metrics == pytest.approx(shipped, rel=1e-6)
+    assert metrics["nmse_db"] < metrics["nmse_db_ls"] - 1.0      # the shipped model, not an untrained one
+    # without --data: the task's own (generated) test set, here made small
+    own = json.loads(run_cli("evaluate", "--plugin", "ofdm_chest", "--set", "data.test_size=12", "--json").stdout)
+    assert own["nmse_db"] < own["nmse_db_ls"]
