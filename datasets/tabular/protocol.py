@@ -165,6 +165,8 @@ class WindowDataset:
         if self.dates is None:
             raise UserError("data.cutoffs: this split has no timestamps")
         ts = pd.Timestamp(cutoff)
+        if self.dates.tz is not None and ts.tzinfo is None:  # a naive cut-off on a UTC-offset series
+            ts = ts.tz_localize(self.dates.tz)
         pos = self.dates.get_indexer([ts])[0]
         i = pos - self.lookback + 1
         if pos < 0 or not 0 <= i < len(self):

@@ -112,9 +112,49 @@ def _fill(values, dates, columns, fill: str, source: str, what: str = "column"):
                     f"{dates[first]}); fill them with --set data.fill=ffill or --set data.fill=interpolate")
 
 
-def _parse_dates(raw, source: str, column: str):
+def _to_datetime(raw, **kwargs):
+    """``pd.to_datetime`` with unparsable values as NaT; timestamps whose UTC offsets differ (a
+    daylight-saving change) are read as UTC instead of failing."""
     pd = _pd()
-    dates = pd.to_datetime(raw, errors="coerce")
+    import warnings
+
+    with warnings.catch_warnings():  # pandas warns when it cannot infer one format; NaT says so
+        warnings.simplefilter("ignore")
+        try:
+            return pd.to_datetime(raw, errors="coerce", **kwargs)
+        except ValueError as exc:  # "Mixed timezones detected"
+            if "timezone" not in str(exc).lower() and "offset" not in str(exc).lower():
+                raise
+            return pd.to_datetime(raw, errors="coerce", utc=True, **kwargs)
+
+
+def _regular(dates) -> bool:
+    """Whether ``dates`` in file order step regularly (a pandas frequency, calendar-aware: months too)."""
+    pd = _pd()
+    import warnings
+
+    index = pd.DatetimeIndex(dates)
+    if len(index) < 3:
+        return True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pd.infer_freq(index) is not None
+
+
+def _parse_dates(raw, source: str, column: str, dayfirst: bool | None = None):
+    """Timestamps of ``column``. ``dayfirst`` None: ``13/06/2000`` style dates are read day-first
+    when the month-first reading fails on some row or is irregular while the day-first one is
+    regular; a file that reads regularly both ways (every day <= 12) stays month-first, as pandas
+    reads it. True / False force the order."""
+    pd = _pd()
+    if dayfirst is not None:
+        dates = _to_datetime(raw, dayfirst=dayfirst)
+    else:
+        dates = _to_datetime(raw)
+        if raw.astype(str).str.contains(r"^\s*\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}", regex=True).any():
+            day = _to_datetime(raw, dayfirst=True)
+            if not day.isna().any() and (dates.isna().any() or (not _regular(dates) and _regular(day))):
+                dates = day
     bad = dates.isna().to_numpy()
     if bad.any():
         pos = int(np.flatnonzero(bad)[0])
@@ -123,13 +163,26 @@ def _parse_dates(raw, source: str, column: str):
     return pd.DatetimeIndex(dates)
 
 
-def _read_long(df, source: str, targets: Sequence[str] | None, fill: str) -> SeriesFrame:
+def _csv_dialect(path: Path) -> dict:
+    """``read_csv`` options for a header split by ``;`` (decimal commas) or tabs instead of commas."""
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        header = fh.readline()
+    if "," in header:
+        return {}
+    if ";" in header:
+        return {"sep": ";", "decimal": ","}
+    if "\t" in header:
+        return {"sep": "\t"}
+    return {}
+
+
+def _read_long(df, source: str, targets: Sequence[str] | None, fill: str, dayfirst: bool | None = None) -> SeriesFrame:
     pd = _pd()
     missing = [c for c in LONG_COLUMNS if c not in df.columns]
     if missing:
         raise UserError(f"{source}: column {missing[0]!r} is missing; the long layout needs columns unique_id, ds, y")
     df = df.copy()
-    df["ds"] = _parse_dates(df["ds"], source, "ds")
+    df["ds"] = _parse_dates(df["ds"], source, "ds", dayfirst)
     df["y"] = _numeric(df, ["y"], source)["y"]
     df["unique_id"] = df["unique_id"].astype(str)
     if targets:
@@ -165,12 +218,14 @@ def _find_date_column(df, date_column: str, source: str) -> str:
 
 
 def read_series(source, *, date_column: str = "auto", targets: Sequence[str] | None = None,
-                fill: str = "none", layout: str = "auto") -> SeriesFrame:
+                fill: str = "none", layout: str = "auto", dayfirst: bool | None = None) -> SeriesFrame:
     """Read a CSV path (or a pandas DataFrame) into a :class:`SeriesFrame`.
 
     ``layout`` is ``auto`` (long when the columns ``unique_id, ds, y`` are present), ``wide``
     or ``long``; ``targets`` picks a subset of series; ``fill`` is ``none``, ``ffill`` or
-    ``interpolate``.
+    ``interpolate``; ``dayfirst`` forces the order of ``dd/mm`` dates (None: recognised).
+    Files split by ``;`` (with decimal commas) or tabs are read too; timestamps whose UTC
+    offset changes (daylight saving) are read as UTC.
     """
     pd = _pd()
     if isinstance(source, pd.DataFrame):
@@ -181,7 +236,7 @@ def read_series(source, *, date_column: str = "auto", targets: Sequence[str] | N
         if not path.is_file():
             raise UserError(f"{path}: no such file; expected a CSV file of time series")
         try:
-            df = pd.read_csv(path)
+            df = pd.read_csv(path, **_csv_dialect(path))
         except Exception as exc:  # pandas raises several parser errors
             raise UserError(f"{path}: not a readable CSV file ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     if fill not in ("none", "ffill", "interpolate"):
@@ -190,9 +245,9 @@ def read_series(source, *, date_column: str = "auto", targets: Sequence[str] | N
         raise UserError(f"{name}: no data rows")
     is_long = set(LONG_COLUMNS) <= set(df.columns)
     if layout == "long" or (layout == "auto" and is_long):
-        return _read_long(df, name, targets, fill)
+        return _read_long(df, name, targets, fill, dayfirst)
     dcol = _find_date_column(df, date_column, name)
-    dates = _parse_dates(df[dcol], name, dcol)
+    dates = _parse_dates(df[dcol], name, dcol, dayfirst)
     columns = list(targets) if targets else [c for c in df.columns if c != dcol]
     absent = [c for c in columns if c not in df.columns]
     if absent:

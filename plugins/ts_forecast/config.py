@@ -41,6 +41,8 @@ class DataSection(Section):
     layout: Literal["auto", "wide", "long"] = "auto"
     date_column: str = Field("auto", description="wide layout: column of timestamps ('auto': date, ds, ...)")
     targets: list[str] = Field(default_factory=list, description="series to model (default: all)")
+    dayfirst: Optional[bool] = Field(None, description="dd/mm dates: true or false forces the order (default: "
+                                     "recognised; a file that reads regularly both ways is read month-first)")
     fill: Literal["none", "ffill", "interpolate"] = "none"
     split: Literal["auto", "ett", "ratio"] = "auto"
     ratios: tuple[float, float, float] = (0.7, 0.1, 0.2)

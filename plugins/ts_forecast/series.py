@@ -15,7 +15,8 @@ from sigplex.datasets.tabular import Scaler, SeriesFrame, read_series
 def read_frame(config, source) -> SeriesFrame:
     """Read a CSV (wide or long) with the run's ``data`` reading options."""
     d = config.data
-    return read_series(source, date_column=d.date_column, targets=d.targets or None, fill=d.fill, layout=d.layout)
+    return read_series(source, date_column=d.date_column, targets=d.targets or None, fill=d.fill, layout=d.layout,
+                       dayfirst=d.dayfirst)
 
 
 def fitted_state(scaler: Scaler, frame: SeriesFrame) -> dict:

@@ -125,3 +125,52 @@ def test_future_dates_continue_the_series():
     out = future_dates(last, "h", 3)
     assert list(out) == [pd.Timestamp("2024-02-29 00:00"), pd.Timestamp("2024-02-29 01:00"),
                          pd.Timestamp("2024-02-29 02:00")]
+
+
+def test_semicolon_decimal_comma_and_tab_separated_files_read_like_commas(tmp_path):
+    path, df = wide_csv(tmp_path, a=np.linspace(0.5, 3.25, 50), b=np.arange(50.0))
+    reference = read_series(path)
+    df.to_csv(tmp_path / "semi.csv", sep=";", decimal=",", index=False)     # European spreadsheet export
+    df.to_csv(tmp_path / "tab.csv", sep="\t", index=False)
+    assert "0,5" in (tmp_path / "semi.csv").read_text()
+    for name in ("semi.csv", "tab.csv"):
+        s = read_series(tmp_path / name)
+        assert s.columns == ["a", "b"] and s.freq == "h"
+        np.testing.assert_array_equal(s.values, reference.values)
+
+
+def test_utc_offsets_that_change_with_daylight_saving_are_read_as_utc(tmp_path):
+    local = pd.date_range("2021-03-27", periods=72, freq="h", tz="Europe/Berlin")   # 28 March: +01:00 -> +02:00
+    df = pd.DataFrame({"date": local.astype(str), "a": np.arange(72.0)})
+    assert {"+01:00", "+02:00"} <= {d[-6:] for d in df["date"]}
+    df.to_csv(tmp_path / "dst.csv", index=False)
+    s = read_series(tmp_path / "dst.csv")
+    assert s.freq == "h" and str(s.dates.tz) == "UTC"
+    assert (s.dates == local.tz_convert("UTC")).all()
+
+
+@pytest.mark.parametrize("fmt", ["%d/%m/%Y %H:%M", "%d.%m.%Y"])
+def test_day_first_dates_are_recognised(tmp_path, fmt):
+    freq = "h" if "%H" in fmt else "D"
+    dates = pd.date_range("2021-01-05", periods=400 if freq == "h" else 12, freq=freq)
+    # 400 hours reach 21/01 (month-first fails there); 12 days stay ambiguous (every day <= 12):
+    # month-first would read 05/01 .. 16/01 as irregular monthly dates and fail at 13/01
+    df = pd.DataFrame({"date": dates.strftime(fmt), "a": np.arange(len(dates), dtype=float)})
+    df.to_csv(tmp_path / "dmy.csv", index=False)
+    s = read_series(tmp_path / "dmy.csv")
+    assert (s.dates == dates).all() and s.freq == freq
+
+
+def test_dates_that_read_regularly_both_ways_stay_month_first_unless_told(tmp_path):
+    # 01/01/2021 .. 12/01/2021 is Jan 1-12 day-first and the 1st of every month month-first
+    days = pd.date_range("2021-01-01", periods=12, freq="D")
+    pd.DataFrame({"date": days.strftime("%d/%m/%Y"), "a": np.arange(12.0)}).to_csv(tmp_path / "d.csv", index=False)
+    assert read_series(tmp_path / "d.csv").freq == "MS"                     # pandas' reading
+    s = read_series(tmp_path / "d.csv", dayfirst=True)
+    assert (s.dates == days).all() and s.freq == "D"
+    # day-first hours whose month-first reading is irregular (1 Jan 00:00-23:00, then 1 Feb ...) but parses
+    hours = pd.date_range("2021-01-01", "2021-01-12 23:00", freq="h")
+    frame = pd.DataFrame({"date": hours.strftime("%d/%m/%Y %H:%M"), "a": np.arange(len(hours), dtype=float)})
+    frame.to_csv(tmp_path / "h.csv", index=False)
+    s = read_series(tmp_path / "h.csv")
+    assert (s.dates == hours).all() and s.freq == "h"
