@@ -14,10 +14,16 @@ import torch
 
 from .config import REGIONS
 from .inference import infer_volume, plain
+from .native_space import case_masks
 
 
-def evaluate_cases(model, dataset, data) -> dict[str, float]:
-    """``dice_tc/wt/et``, ``dice_mean`` and (with ``data.hd95``) ``hd95_tc/wt/et`` over ``dataset``."""
+def evaluate_cases(model, dataset, data, spacing=None) -> dict[str, float]:
+    """``dice_tc/wt/et``, ``dice_mean`` and (with ``data.hd95``) ``hd95_tc/wt/et`` over ``dataset``.
+
+    ``spacing``: the run's working spacing; a case whose voxels differ from it is predicted as
+    ``predict`` does (at that spacing, masks back on its grid) and scored on its own grid.
+    None: every case on its own grid (validation during training).
+    """
     from monai.metrics import DiceMetric, HausdorffDistanceMetric
 
     dice = DiceMetric(include_background=True, reduction="mean_batch", get_not_nans=False, ignore_empty=False)
@@ -26,7 +32,10 @@ def evaluate_cases(model, dataset, data) -> dict[str, float]:
     for i in range(len(dataset)):
         item = dataset[i]
         label = plain(item["label"])[None].float()
-        pred = (infer_volume(model, item["image"], data)[None] > data.threshold).float()
+        if spacing is None:
+            pred = (infer_volume(model, item["image"], data)[None] > data.threshold).float()
+        else:
+            pred = case_masks(model, item["image"], item.get("reference"), data, spacing)[None].float()
         dice(pred, label)
         if data.hd95:
             per_case_hd.append(hd95(pred, label).reshape(-1))

@@ -82,21 +82,27 @@ def resample(array, affine: np.ndarray, dst_affine, shape: Sequence[int], mode: 
     return out.as_tensor() if hasattr(out, "as_tensor") else out
 
 
+def native_masks(probs: torch.Tensor, grid_affine: np.ndarray, native_affine: np.ndarray, native_shape: Sequence[int],
+                 threshold: float) -> np.ndarray:
+    """TC/WT/ET probabilities ``[3, *grid]`` -> their masks (uint8 ``[3, *native]``) on the native grid."""
+    masks = np.stack([resample(probs[c], grid_affine, native_affine, native_shape)[0].numpy() > threshold
+                      for c in range(probs.shape[0])])
+    return masks.astype(np.uint8)
+
+
 def to_native(probs: torch.Tensor, grid_affine: np.ndarray, native_affine: np.ndarray, native_shape: Sequence[int],
               threshold: float) -> np.ndarray:
     """TC/WT/ET probabilities ``[3, *grid]`` -> BraTS labels (uint8, 0/1/2/4) on the native grid."""
     from sigplex.datasets.nifti import channels_to_labels
 
-    masks = np.stack([resample(probs[c], grid_affine, native_affine, native_shape)[0].numpy() > threshold
-                      for c in range(probs.shape[0])])
-    return channels_to_labels(masks.astype(np.uint8), threshold=0.5)
+    return channels_to_labels(native_masks(probs, grid_affine, native_affine, native_shape, threshold), threshold=0.5)
 
 
 
-def predict_on_model_grid(model, image: torch.Tensor, native_affine: np.ndarray, data,
-                          spacing: Sequence[float] = MODEL_SPACING) -> tuple[np.ndarray, dict]:
-    """BraTS labels on the native grid of ``image`` ``[C, *S]`` (affine ``native_affine``), inferred at
-    ``spacing``, and the grids they went through (for the output's sidecar).
+def masks_on_model_grid(model, image: torch.Tensor, native_affine: np.ndarray, data,
+                        spacing: Sequence[float] = MODEL_SPACING) -> tuple[np.ndarray, dict]:
+    """TC/WT/ET masks ``[3, *S]`` on the native grid of ``image`` ``[C, *S]`` (affine ``native_affine``),
+    inferred at ``spacing``, and the grids they went through (for the output's sidecar).
 
     The image goes to ``spacing`` in its own axis order (bilinear), the probabilities come back
     to the native grid (trilinear) and are thresholded there.
@@ -106,9 +112,32 @@ def predict_on_model_grid(model, image: torch.Tensor, native_affine: np.ndarray,
     native_shape = tuple(int(n) for n in image.shape[1:])
     grid = model_grid(image, native_affine, spacing, reorient=False)
     probs = infer_volume(model, grid.as_tensor(), data)
-    labels = to_native(probs, grid.affine.numpy(), native_affine, native_shape, data.threshold)
+    masks = native_masks(probs, grid.affine.numpy(), native_affine, native_shape, data.threshold)
     provenance = {"resampled": True,
                   "model_grid": {"shape": [int(n) for n in grid.shape[1:]], "spacing_mm": [float(v) for v in spacing]},
                   "native_grid": {"shape": list(native_shape),
                                   "spacing_mm": [round(v, 4) for v in voxel_spacing(native_affine)]}}
-    return labels, provenance
+    return masks, provenance
+
+
+def predict_on_model_grid(model, image: torch.Tensor, native_affine: np.ndarray, data,
+                          spacing: Sequence[float] = MODEL_SPACING) -> tuple[np.ndarray, dict]:
+    """BraTS labels (uint8, 0/1/2/4) on the native grid, as :func:`masks_on_model_grid`, and the grids."""
+    from sigplex.datasets.nifti import channels_to_labels
+
+    masks, provenance = masks_on_model_grid(model, image, native_affine, data, spacing)
+    return channels_to_labels(masks, threshold=0.5), provenance
+
+
+def case_masks(model, image: torch.Tensor, reference, data, spacing: Sequence[float] = MODEL_SPACING):
+    """TC/WT/ET masks ``[3, *S]`` (bool tensor) of one case on its own grid, inferred at ``spacing``
+    when the reference NIfTI's voxels differ from it, else directly (``reference`` None: directly)."""
+    from sigplex.datasets.nifti import load_nifti
+
+    from .inference import infer_volume
+
+    if reference is not None:
+        affine = load_nifti(reference).affine
+        if off_model_spacing(affine, spacing):
+            return torch.as_tensor(masks_on_model_grid(model, image, affine, data, spacing)[0]).bool()
+    return infer_volume(model, image, data) > data.threshold

@@ -125,7 +125,10 @@ class BrainSegTask(Task):
         return model(plain(batch["image"]))
 
     def evaluate(self, model, dataset, prepared):
-        return evaluate_cases(model, dataset, prepared.config.data)
+        from .native_space import run_spacing
+
+        # cases off the run's spacing are scored as predict makes them: at that spacing, back on their grid
+        return evaluate_cases(model, dataset, prepared.config.data, spacing=run_spacing(prepared.state))
 
     # --- using ------------------------------------------------------------------------
     def is_input(self, path):

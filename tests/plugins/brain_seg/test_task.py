@@ -206,6 +206,25 @@ def test_torchscript_export_matches(run_dir, tmp_path):
     assert loaded(torch.zeros(1, 4, 64, 64, 64)).shape == (1, 3, 64, 64, 64)
 
 
+def coarse_case(case: Path, folder: Path) -> Path:
+    """``case`` (image and label files) at 2 mm: every other voxel, voxel centres kept."""
+    coarse = folder / case.name
+    coarse.mkdir()
+    for f in case.glob("*.nii.gz"):
+        img = nib.load(str(f))
+        affine = img.affine.copy()
+        affine[:3, :3] *= 2
+        nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[::2, ::2, ::2], affine), str(coarse / f.name))
+    return coarse
+
+
+class BrightIsTumour(torch.nn.Module):
+    """A "model" that maps the image itself: a region wherever a channel's normalised value is above 0.5."""
+
+    def forward(self, x):
+        return 20 * (x[:, :3] - 0.5)
+
+
 def test_predict_takes_a_2mm_nifti_to_1mm_and_back(run_dir, tmp_path, monkeypatch):
     """A 2 mm case is predicted on the 1 mm grid and its labels come back onto its own grid."""
     import sigplex.core as sp
@@ -213,18 +232,7 @@ def test_predict_takes_a_2mm_nifti_to_1mm_and_back(run_dir, tmp_path, monkeypatc
     from sigplex.plugins.brain_seg import inference
 
     case = phantom_cases()[-1]
-    coarse = tmp_path / case.name
-    coarse.mkdir()
-    for f in case.glob("*.nii.gz"):                           # every other voxel, voxel centres kept
-        img = nib.load(str(f))
-        affine = img.affine.copy()
-        affine[:3, :3] *= 2
-        nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[::2, ::2, ::2], affine), str(coarse / f.name))
-
-    class BrightIsTumour(torch.nn.Module):                    # a "model" that maps the image itself
-        def forward(self, x):
-            return 20 * (x[:, :3] - 0.5)
-
+    coarse = coarse_case(case, tmp_path)
     seen = []
     real_infer = inference.infer_volume
     monkeypatch.setattr(inference, "infer_volume", lambda m, image, d: seen.append(image.shape) or real_infer(m, image, d))
@@ -264,3 +272,33 @@ def test_training_spacing_is_the_median_voxel_size(tmp_path):
     assert training_spacing(paths) == [1.0, 1.0, 3.0]
     assert training_spacing([]) == [1.0, 1.0, 1.0]
     assert run_spacing({}) == (1.0, 1.0, 1.0) and run_spacing({"spacing_mm": [2, 2, 2]}) == (2.0, 2.0, 2.0)
+
+
+class NestedRegions(torch.nn.Module):
+    """TC, WT, ET from T1ce averaged over 5 voxels a side (so the voxel size matters, as for a CNN),
+    at thresholds 2, 0.4, 3: ET within TC within WT, as BraTS labels are."""
+
+    def forward(self, x):
+        smooth = torch.nn.functional.avg_pool3d(x[:, 1:2], 5, stride=1, padding=2)
+        return 20 * (smooth - torch.tensor([2.0, 0.4, 3.0]).view(1, 3, 1, 1, 1))
+
+
+def test_evaluate_scores_a_2mm_case_as_predict_labels_it(run_dir, tmp_path):
+    from monai.metrics import DiceMetric
+
+    import sigplex.core as sp
+    from sigplex.datasets.nifti import labels_to_channels
+
+    coarse = coarse_case(phantom_cases()[0], tmp_path)
+    predictor = sp.load_run(run_dir)
+    task, prepared = predictor.task, predictor.prepared
+    with torch.no_grad():
+        metrics = task.evaluate(NestedRegions(), task.evaluation_data(coarse, prepared), prepared)
+        labels = task.predict(NestedRegions(), coarse, prepared)["labels"]
+    truth = np.asarray(nib.load(str(next(coarse.glob("*_seg.nii.gz")))).dataobj)
+    dice = DiceMetric(include_background=True, reduction="mean_batch", ignore_empty=False)
+    pred, truth = (torch.as_tensor(labels_to_channels(t, "brats2021"))[None] for t in (labels, truth))
+    dice(pred, truth)
+    expected = dice.aggregate().tolist()
+    assert [metrics[f"dice_{r}"] for r in ("tc", "wt", "et")] == pytest.approx(expected, abs=1e-6)
+    assert min(expected) > 0.01                               # regions overlap the truth: a score that can move
