@@ -1,4 +1,4 @@
-"""Grids for prediction: the model's 1 mm grid and the way back to an input's native grid.
+"""Grids for prediction: the run's working grid (1 mm for BraTS) and the way back to an input's native grid.
 
 The grid a run works at is the median voxel size of its training cases (fitted state
 ``spacing_mm``; 1 mm for BraTS, MSD and the phantoms). A NIfTI input whose voxels differ from
@@ -20,9 +20,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-#: The spacing (mm) the model works at (BraTS data are 1 mm isotropic).
+#: The spacing (mm) a run works at unless its training cases say otherwise (BraTS data are 1 mm isotropic).
 MODEL_SPACING = (1.0, 1.0, 1.0)
-#: Relative difference from ``MODEL_SPACING`` below which a NIfTI is predicted on its own grid.
+#: Relative difference from the run's spacing below which a NIfTI is predicted on its own grid.
 SPACING_TOLERANCE = 0.05
 
 
@@ -96,7 +96,6 @@ def to_native(probs: torch.Tensor, grid_affine: np.ndarray, native_affine: np.nd
     from sigplex.datasets.nifti import channels_to_labels
 
     return channels_to_labels(native_masks(probs, grid_affine, native_affine, native_shape, threshold), threshold=0.5)
-
 
 
 def masks_on_model_grid(model, image: torch.Tensor, native_affine: np.ndarray, data,
