@@ -60,8 +60,9 @@ class BrainSegTask(Task):
         "ellipsoidal head with a simple tumour, bias field and noise; no real anatomy or scanner physics): such "
         "a model and its Dice scores say nothing about real scans. Even trained on BraTS it reflects BraTS's "
         "sites, scanners and pre-processing (skull-stripped, 1 mm isotropic, co-registered); other data need "
-        "their own validation. NIfTI inputs that are not 1 mm are predicted at 1 mm in their own axis order and "
-        "the labels resampled back (no reorientation); DICOM studies are resampled to 1 mm RAS and combined "
+        "their own validation. NIfTI inputs off the run's spacing (the training cases' median voxel size, 1 mm "
+        "for BraTS) are predicted at that spacing in their own axis order and the labels resampled back (no "
+        "reorientation); DICOM studies are resampled to that spacing in RAS and combined "
         "by their DICOM geometry only (no registration, no skull stripping, no bias correction), so a patient who "
         "moved between series or an unstripped head degrades the result. Series are chosen by description rules "
         "that a site must check against its own naming. Labels are written on the input's (reference series') grid.")
