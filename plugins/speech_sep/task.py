@@ -37,7 +37,9 @@ class SeparationTask(Task):
     presets = PRESETS
     monitor, monitor_mode = "si_sdri", "max"
     input_kind = "file"
-    input_suffixes = (".wav", ".flac")
+    # predict reads any container libsndfile >= 1.1 decodes; training and evaluation folders stay WAV/FLAC
+    # (a lossy codec's delay would misalign a mixture and its references)
+    input_suffixes = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")
     output_suffixes = (".wav",)
     distill_loss = "mse"
     intended_use = ("Separating a recording of overlapping talkers into one waveform per talker (research, "
