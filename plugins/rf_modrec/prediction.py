@@ -17,20 +17,29 @@ from sigplex.core.errors import UserError
 
 from .data import unit_power
 
-SUFFIXES = (".npy", ".h5", ".hdf5", ".pkl", ".pickle", ".dat")
+# a SigMF recording counts once, by its .sigmf-meta (predict also takes the .sigmf-data named directly)
+SUFFIXES = (".npy", ".h5", ".hdf5", ".pkl", ".pickle", ".dat", ".sigmf-meta", ".cfile", ".cf32", ".fc32", ".cs16",
+            ".sc16", ".cu8")
 
 
 def read_inputs(inputs, d, n_samples: int | None) -> dict:
-    """``{"x": [N, 2, L] float32, "snr": [N] or None, "label": list or None, "source": str}``."""
+    """``{"x": [N, 2, L] float32, "snr": [N] or None, "label": list or None, "source": str}``, plus
+    ``start_sample`` (and ``sample_rate``) for a continuous capture cut into frames."""
+    from sigplex.datasets.rf.capture import CAPTURE_SUFFIXES, capture_frames
     from sigplex.datasets.rf.radioml import HDF5_SUFFIXES, as_channels_first, read_radioml2016, read_radioml2018
 
     snr = label = None
+    extra = {}
     if isinstance(inputs, (str, Path)):
         path = Path(inputs)
         source, suffix = str(path), path.suffix.lower()
         if not path.is_file():
             raise UserError(f"{path}: no such file")
-        if suffix == ".npy":
+        if path.name.lower().endswith(CAPTURE_SUFFIXES):  # a continuous capture: consecutive frames
+            length = n_samples or d.n_samples
+            x, info = capture_frames(path, length, d.max_frames)
+            extra = {"start_sample": np.arange(len(x)) * length, "sample_rate": info["sample_rate"]}
+        elif suffix == ".npy":
             try:
                 arr = np.load(path, allow_pickle=False)
             except (ValueError, OSError) as exc:
@@ -54,20 +63,24 @@ def read_inputs(inputs, d, n_samples: int | None) -> dict:
         raise UserError(f"{source}: frames have {x.shape[2]} samples; this model takes {n_samples}")
     if not np.isfinite(x).all():
         raise UserError(f"{source}: NaN or infinite values in the IQ frames")
-    return {"x": unit_power(x) if d.normalize else x, "snr": snr, "label": label, "source": source}
+    return {"x": unit_power(x) if d.normalize else x, "snr": snr, "label": label, "source": source, **extra}
 
 
 def to_csv(prediction: dict) -> str:
-    """One row per frame: ``frame[, snr_db, label], predicted, confidence, p_<class>...``."""
+    """One row per frame: ``frame[, start_sample, start_s][, snr_db, label], predicted, confidence, p_<class>...``."""
     probs, classes = prediction["probabilities"], prediction["classes"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     has_snr, has_label = prediction.get("snr") is not None, prediction.get("label") is not None
-    w.writerow(["frame"] + ["snr_db"] * has_snr + ["label"] * has_label + ["predicted", "confidence"]
+    start, rate = prediction.get("start_sample"), prediction.get("sample_rate")
+    timing = (["start_sample"] if start is not None else []) + (["start_s"] if start is not None and rate else [])
+    w.writerow(["frame"] + timing + ["snr_db"] * has_snr + ["label"] * has_label + ["predicted", "confidence"]
                + [f"p_{c}" for c in classes])
     for i, p in enumerate(probs):
         k = int(np.argmax(p))
-        known = ([f"{prediction['snr'][i]:g}"] if has_snr else []) + ([prediction["label"][i]] if has_label else [])
+        known = ([str(int(start[i]))] if start is not None else []) + (
+            [f"{start[i] / rate:.6f}"] if start is not None and rate else [])
+        known += ([f"{prediction['snr'][i]:g}"] if has_snr else []) + ([prediction["label"][i]] if has_label else [])
         w.writerow([i] + known + [classes[k], f"{p[k]:.4f}"] + [f"{v:.4f}" for v in p])
     return buf.getvalue()
 
