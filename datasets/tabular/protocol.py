@@ -49,7 +49,7 @@ def season_length(freq: str | None) -> int | None:
         offset = pd.tseries.frequencies.to_offset(freq)
     except (ValueError, TypeError):
         return None
-    name = offset.name.split("-")[0]
+    name = offset.rule_code.split("-")[0]
     if offset.n == 1 and name in ("B", "C"):
         return 5
     if offset.n == 1 and name in ("M", "ME", "MS", "BM", "BME", "BMS", "SM", "SME", "SMS"):

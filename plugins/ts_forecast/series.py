@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from sigplex.core.errors import UserError
-from sigplex.datasets.tabular import Scaler, SeriesFrame, read_series
+from sigplex.datasets.tabular import Scaler, SeriesFrame, read_series, season_length
 
 
 def read_frame(config, source) -> SeriesFrame:
@@ -47,3 +47,14 @@ def as_trained(frame: SeriesFrame, state: dict) -> SeriesFrame:
         return SeriesFrame(frame.dates, frame.values[:, order], columns, frame.source, frame.layout,
                            frame.date_column, frame.freq)
     return frame
+
+
+def warn_short_lookback(frame: SeriesFrame, lookback: int) -> None:
+    """Warn when ``lookback`` rows do not cover one season of the data (e.g. 96 ten-minute rows < a day)."""
+    import warnings
+
+    season = season_length(frame.freq)
+    if season and season > lookback:
+        warnings.warn(f"{frame.source}: data.lookback={lookback} rows cover less than one cycle of the data "
+                      f"({season} rows at {frame.freq} steps), which the model then cannot see; consider "
+                      f"--set data.lookback={season} or more", UserWarning, stacklevel=2)

@@ -33,7 +33,7 @@ from sigplex.datasets.tabular import (
 from .config import ForecastConfig, n_vars_of
 from .plotting import forecast_plot
 from .scores import baseline_season, window_scores
-from .series import as_trained, fitted_state, read_frame, scaler_of
+from .series import as_trained, fitted_state, read_frame, scaler_of, warn_short_lookback
 
 
 @dataclass
@@ -100,6 +100,7 @@ class ForecastTask(Task):
         config = config.model_copy(update={"model": config.model.model_copy(update={"n_vars": n})})
         plan = plan_splits(len(frame), lookback=d.lookback, horizon=d.horizon, split=d.split, freq=frame.freq,
                            ratios=d.ratios, source=frame.source)
+        warn_short_lookback(frame, d.lookback)
         t0, t1 = plan.train_rows
         scaler = Scaler.fit(frame.values[t0:t1])
         values = scaler.transform(frame.values)

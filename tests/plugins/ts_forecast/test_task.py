@@ -273,3 +273,20 @@ def test_seasonal_naive_baseline_equals_a_loop_over_windows(run):
         with torch.no_grad():
             metrics = predictor.task.evaluate(predictor.model, prepared.test, dataclasses.replace(prepared, config=cfg))
         assert "snaive_mse" not in metrics and metrics["mse"] == pytest.approx(test["mse"], rel=1e-6)
+
+
+def test_a_lookback_shorter_than_one_cycle_is_warned_about(tmp_path):
+    from sigplex.core.config import resolve_config
+    from sigplex.plugins.ts_forecast.config import ForecastConfig
+    from sigplex.plugins.ts_forecast.task import ForecastTask
+
+    dates = pd.date_range("2021-01-01", periods=2000, freq="10min")            # a day is 144 rows
+    pd.DataFrame({"date": dates, "a": np.sin(np.arange(2000) * 2 * np.pi / 144)}).to_csv(tmp_path / "w.csv", index=False)
+    task = ForecastTask()
+    with pytest.warns(UserWarning, match=r"w\.csv: data.lookback=96 rows cover less than one cycle .*144 rows at 10min"):
+        task.build_data(resolve_config(ForecastConfig), tmp_path / "w.csv")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                        # a lookback of a day or more: silent
+        task.build_data(resolve_config(ForecastConfig, overrides=["data.lookback=144"]), tmp_path / "w.csv")
