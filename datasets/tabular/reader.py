@@ -17,7 +17,7 @@ and what was expected (missing date column, non-numeric values, missing values â
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -40,6 +40,8 @@ class SeriesFrame:
     layout: str = "wide"
     date_column: str = "date"
     freq: str | None = None
+    #: ``read_csv`` options the file was read with (``sep``, ``decimal``); outputs are written alike
+    dialect: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -228,6 +230,7 @@ def read_series(source, *, date_column: str = "auto", targets: Sequence[str] | N
     offset changes (daylight saving) are read as UTC.
     """
     pd = _pd()
+    dialect: dict = {}
     if isinstance(source, pd.DataFrame):
         df, name = source.reset_index(drop=True), "<dataframe>"
     else:
@@ -236,7 +239,8 @@ def read_series(source, *, date_column: str = "auto", targets: Sequence[str] | N
         if not path.is_file():
             raise UserError(f"{path}: no such file; expected a CSV file of time series")
         try:
-            df = pd.read_csv(path, **_csv_dialect(path))
+            dialect = _csv_dialect(path)
+            df = pd.read_csv(path, **dialect)
         except Exception as exc:  # pandas raises several parser errors
             raise UserError(f"{path}: not a readable CSV file ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     if fill not in ("none", "ffill", "interpolate"):
@@ -245,7 +249,7 @@ def read_series(source, *, date_column: str = "auto", targets: Sequence[str] | N
         raise UserError(f"{name}: no data rows")
     is_long = set(LONG_COLUMNS) <= set(df.columns)
     if layout == "long" or (layout == "auto" and is_long):
-        return _read_long(df, name, targets, fill, dayfirst)
+        return replace(_read_long(df, name, targets, fill, dayfirst), dialect=dialect)
     dcol = _find_date_column(df, date_column, name)
     dates = _parse_dates(df[dcol], name, dcol, dayfirst)
     columns = list(targets) if targets else [c for c in df.columns if c != dcol]
@@ -263,11 +267,12 @@ def read_series(source, *, date_column: str = "auto", targets: Sequence[str] | N
         raise UserError(f"{name}: column {dcol!r} has the timestamp {dup} twice; expected one row per time")
     values = _fill(values, dates, columns, fill, name)
     return SeriesFrame(dates, values.to_numpy(np.float64), [str(c) for c in columns], name, "wide", str(dcol),
-                       infer_freq(dates))
+                       infer_freq(dates), dialect)
 
 
 def write_series(frame: SeriesFrame, path, *, overwrite: bool = False) -> Path:
-    """Write ``frame`` as CSV in its own layout (wide: date + columns; long: unique_id, ds, y), atomically."""
+    """Write ``frame`` as CSV in its own layout (wide: date + columns; long: unique_id, ds, y) and
+    dialect (a ``;`` file with decimal commas is answered in kind), atomically."""
     pd = _pd()
     from sigplex.core.fileio import atomic_path
 
@@ -280,5 +285,5 @@ def write_series(frame: SeriesFrame, path, *, overwrite: bool = False) -> Path:
         df = pd.DataFrame(frame.values, columns=frame.columns)
         df.insert(0, frame.date_column, frame.dates)
     with atomic_path(path, overwrite=overwrite) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.7g")
+        df.to_csv(tmp, index=False, float_format="%.7g", **frame.dialect)
     return path

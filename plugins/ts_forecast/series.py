@@ -6,6 +6,8 @@ The training scaler, the series' names and the time step are saved with the run
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from sigplex.core.errors import UserError
@@ -44,8 +46,7 @@ def as_trained(frame: SeriesFrame, state: dict) -> SeriesFrame:
                         "give the same columns (or data.targets) as in training")
     if columns and frame.columns != columns and sorted(frame.columns) == sorted(columns):
         order = [frame.columns.index(c) for c in columns]
-        return SeriesFrame(frame.dates, frame.values[:, order], columns, frame.source, frame.layout,
-                           frame.date_column, frame.freq)
+        return replace(frame, values=frame.values[:, order], columns=columns)
     return frame
 
 

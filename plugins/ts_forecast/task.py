@@ -9,7 +9,7 @@ optional rolling-origin scores. The training scaler is fitted state of the run
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -142,10 +142,9 @@ class ForecastTask(Task):
         x = torch.as_tensor(scaler.transform(frame.values[-d.lookback:]), dtype=torch.float32)[None]
         y = scaler.inverse(run_batched(model, x)[0].double().numpy())
         dates = future_dates(frame.dates[-1], freq, d.horizon)
-        out = SeriesFrame(dates, y, list(frame.columns), frame.source, frame.layout, frame.date_column, freq)
+        out = replace(frame, dates=dates, values=y, columns=list(frame.columns), freq=freq)  # the input's layout
         keep = min(len(frame), max(d.lookback, 2 * d.horizon))
-        history = SeriesFrame(frame.dates[-keep:], frame.values[-keep:], list(frame.columns), frame.source,
-                              frame.layout, frame.date_column, freq)
+        history = replace(frame, dates=frame.dates[-keep:], values=frame.values[-keep:], freq=freq)
         return Forecast(out, history)
 
     def output_files(self, output, prepared):

@@ -290,3 +290,18 @@ def test_a_lookback_shorter_than_one_cycle_is_warned_about(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")                                        # a lookback of a day or more: silent
         task.build_data(resolve_config(ForecastConfig, overrides=["data.lookback=144"]), tmp_path / "w.csv")
+
+
+def test_a_semicolon_file_is_forecast_into_a_semicolon_file(run, tmp_path):
+    """A European spreadsheet export (';' and decimal commas) in, the same dialect out, same numbers."""
+    frame = pd.read_csv(embedded_csv(3000, 7, 0)).iloc[:300]
+    frame.to_csv(tmp_path / "comma.csv", index=False)
+    frame.to_csv(tmp_path / "semi.csv", sep=";", decimal=",", index=False)
+    sp.predict(run, str(tmp_path / "comma.csv"), output=tmp_path / "comma_out.csv")
+    sp.predict(run, str(tmp_path / "semi.csv"), output=tmp_path / "semi_out.csv")
+    text = (tmp_path / "semi_out.csv").read_text()
+    assert text.splitlines()[0] == "date;" + ";".join(f"ch{i}" for i in range(7)) and "," in text.splitlines()[1]
+    semi = pd.read_csv(tmp_path / "semi_out.csv", sep=";", decimal=",")
+    comma = pd.read_csv(tmp_path / "comma_out.csv")
+    assert len(semi) == 96 and list(semi["date"]) == list(comma["date"])
+    np.testing.assert_allclose(semi.drop(columns="date").to_numpy(), comma.drop(columns="date").to_numpy(), rtol=1e-6)
