@@ -36,7 +36,7 @@ def rows_per_month(freq: str | None) -> int | None:
 
 def season_length(freq: str | None) -> int | None:
     """Rows in one season of a series at ``freq``: a day for sub-daily steps, else a week of days
-    (7, or 5 business days), a year of months (12) or quarters (4); None when there is no whole one.
+    (7, or 5 business days), a year of weeks (52), months (12) or quarters (4); None otherwise.
 
     >>> season_length("30min"), season_length("h"), season_length("D"), season_length("MS"), season_length("YS")
     (48, 24, 7, 12, None)
@@ -56,6 +56,8 @@ def season_length(freq: str | None) -> int | None:
         return 24 if name.startswith("S") else 12
     if offset.n == 1 and name in ("Q", "QE", "QS", "BQ", "BQE", "BQS"):
         return 4
+    if offset.n == 1 and name == "W":
+        return 52  # a year of weeks, as statsforecast's season_length for weekly data
     try:
         step = pd.Timedelta(offset)
     except (ValueError, TypeError):

@@ -70,7 +70,7 @@ def test_synthetic_series_is_deterministic_hourly_and_seasonal():
 
 
 @pytest.mark.parametrize("freq, rows", [("h", 24), ("30min", 48), ("15min", 96), ("2h", 12), ("D", 7), ("B", 5),
-                                        ("MS", 12), ("ME", 12), ("QS-OCT", 4), ("YS", None), ("W-SUN", None),
+                                        ("MS", 12), ("ME", 12), ("QS-OCT", 4), ("YS", None), ("W-SUN", 52),
                                         ("7D", None), (None, None), ("not a frequency", None)])
 def test_season_length_from_the_time_step(freq, rows):
     assert season_length(freq) == rows
