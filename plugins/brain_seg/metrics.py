@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .config import REGIONS
-from .inference import infer_volume, plain
+from .inference import plain
 from .native_space import case_masks
 
 
@@ -32,10 +32,7 @@ def evaluate_cases(model, dataset, data, spacing=None) -> dict[str, float]:
     for i in range(len(dataset)):
         item = dataset[i]
         label = plain(item["label"])[None].float()
-        if spacing is None:
-            pred = (infer_volume(model, item["image"], data)[None] > data.threshold).float()
-        else:
-            pred = case_masks(model, item["image"], item.get("reference"), data, spacing)[None].float()
+        pred = case_masks(model, item["image"], item.get("reference"), data, spacing)[0][None].float()
         dice(pred, label)
         if data.hd95:
             per_case_hd.append(hd95(pred, label).reshape(-1))

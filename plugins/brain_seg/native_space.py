@@ -119,24 +119,18 @@ def masks_on_model_grid(model, image: torch.Tensor, native_affine: np.ndarray, d
     return masks, provenance
 
 
-def predict_on_model_grid(model, image: torch.Tensor, native_affine: np.ndarray, data,
-                          spacing: Sequence[float] = MODEL_SPACING) -> tuple[np.ndarray, dict]:
-    """BraTS labels (uint8, 0/1/2/4) on the native grid, as :func:`masks_on_model_grid`, and the grids."""
-    from sigplex.datasets.nifti import channels_to_labels
-
-    masks, provenance = masks_on_model_grid(model, image, native_affine, data, spacing)
-    return channels_to_labels(masks, threshold=0.5), provenance
-
-
-def case_masks(model, image: torch.Tensor, reference, data, spacing: Sequence[float] = MODEL_SPACING):
-    """TC/WT/ET masks ``[3, *S]`` (bool tensor) of one case on its own grid, inferred at ``spacing``
-    when the reference NIfTI's voxels differ from it, else directly (``reference`` None: directly)."""
+def case_masks(model, image: torch.Tensor, reference, data,
+               spacing: Sequence[float] | None = MODEL_SPACING) -> tuple[torch.Tensor, dict]:
+    """TC/WT/ET masks ``[3, *S]`` (bool) of one case on its own grid and the grids they went through:
+    inferred at ``spacing`` when the reference NIfTI's voxels differ from it (:func:`masks_on_model_grid`),
+    else directly with ``{}`` (``reference`` or ``spacing`` None: directly)."""
     from sigplex.datasets.nifti import load_nifti
 
     from .inference import infer_volume
 
-    if reference is not None:
+    if reference is not None and spacing is not None:
         affine = load_nifti(reference).affine
         if off_model_spacing(affine, spacing):
-            return torch.as_tensor(masks_on_model_grid(model, image, affine, data, spacing)[0]).bool()
-    return infer_volume(model, image, data) > data.threshold
+            masks, provenance = masks_on_model_grid(model, image, affine, data, spacing)
+            return torch.as_tensor(masks).bool(), provenance
+    return infer_volume(model, image, data) > data.threshold, {}

@@ -153,9 +153,9 @@ class BrainSegTask(Task):
         input's grid, ``reference`` the NIfTI whose grid it is on (None for arrays and DICOM).
         """
         from sigplex.datasets.dicom import is_study_folder
-        from sigplex.datasets.nifti import channels_to_labels, load_nifti
+        from sigplex.datasets.nifti import channels_to_labels
 
-        from .native_space import off_model_spacing, predict_on_model_grid, run_spacing
+        from .native_space import case_masks, run_spacing
 
         if isinstance(inputs, (str, Path)) and is_study_folder(inputs):
             from .dicom_input import predict_study
@@ -163,15 +163,10 @@ class BrainSegTask(Task):
             return predict_study(model, inputs, prepared)
         d = prepared.config.data
         case = read_case(inputs, d, prepared.state.get("source"))
-        fields = {"reference": case["reference"], "case_id": case["case_id"], "image": case["raw"]}
-        if case["reference"] is not None:
-            native_affine = load_nifti(case["reference"]).affine
-            spacing = run_spacing(prepared.state)
-            if off_model_spacing(native_affine, spacing):  # to the run's spacing and back, as Spacing + Invertd
-                labels, grids = predict_on_model_grid(model, case["image"], native_affine, d, spacing)
-                return Prediction({"labels": labels, **fields}, grids)
-        probs = infer_volume(model, case["image"], d)
-        return Prediction({"labels": channels_to_labels(probs.numpy(), threshold=d.threshold), **fields})
+        # off the run's spacing: to that spacing and back, as Spacing + Invertd (the grids in the provenance)
+        masks, grids = case_masks(model, case["image"], case["reference"], d, run_spacing(prepared.state))
+        return Prediction({"labels": channels_to_labels(masks.numpy(), threshold=0.5), "reference": case["reference"],
+                           "case_id": case["case_id"], "image": case["raw"]}, grids)
 
     def output_files(self, output, prepared, source=None):
         return output_paths(output, source)  # NIfTI, overlay PNG (+ <stem>.seg.dcm for a DICOM study)
