@@ -56,19 +56,25 @@ def _line(position: int) -> int:
     return int(position) + 2
 
 
+def _pandas_freq(dates) -> str | None:
+    """``pd.infer_freq`` of three or more ``dates`` in their order as a string (None: no regular step)."""
+    pd = _pd()
+    if len(dates) < 3:
+        return None
+    import warnings
+
+    with warnings.catch_warnings():  # pandas 3 announces an offset return type; keep the string
+        warnings.simplefilter("ignore")
+        found = pd.infer_freq(pd.DatetimeIndex(dates))
+    return getattr(found, "freqstr", found)
+
+
 def infer_freq(dates) -> str | None:
     """The frequency string of ``dates`` (pandas alias), from ``infer_freq`` or the typical step."""
     pd = _pd()
     if len(dates) < 2:
         return None
-    freq = None
-    if len(dates) >= 3:
-        import warnings
-
-        with warnings.catch_warnings():  # pandas 3 announces an offset return type; keep the string
-            warnings.simplefilter("ignore")
-            found = pd.infer_freq(dates)
-        freq = getattr(found, "freqstr", found)
+    freq = _pandas_freq(dates)
     if freq is None:
         step = pd.Series(dates).diff().dropna().mode()
         if len(step) == 0 or step.iloc[0] <= pd.Timedelta(0):
@@ -132,15 +138,7 @@ def _to_datetime(raw, **kwargs):
 
 def _regular(dates) -> bool:
     """Whether ``dates`` in file order step regularly (a pandas frequency, calendar-aware: months too)."""
-    pd = _pd()
-    import warnings
-
-    index = pd.DatetimeIndex(dates)
-    if len(index) < 3:
-        return True
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pd.infer_freq(index) is not None
+    return len(dates) < 3 or _pandas_freq(dates) is not None
 
 
 def _parse_dates(raw, source: str, column: str, dayfirst: bool | None = None):
