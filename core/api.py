@@ -274,7 +274,7 @@ def load_run(checkpoint: str | Path, *, plugin: str | None = None, task: str | N
 
         if info.get("init_from"):
             load_base_weights(task_obj, model, info["init_from"])
-        apply_adapter(model, info["adapter"])
+        apply_adapter(model, info["adapter"], train_norms=cfg.adapter.train_norms)
         load_adapter_checkpoint(model, weights, meta=meta, source=str(path))
         if merge:
             from .adapters import merge_adapters

@@ -86,6 +86,17 @@ class DistillConfig(Section):
     teacher_model: Optional[str] = Field(None, description="registered model name of a bare teacher weights file")
 
 
+class AdapterConfig(Section):
+    """How adapter training (``--adapter SPEC``) treats the frozen base's norm layers.
+
+    By default the base's norms with running statistics (BatchNorm, InstanceNorm) stay in eval
+    mode and keep the pre-trained statistics; ``train_norms`` trains every base norm instead
+    (affine parameters and statistics), saved with the adapters. See docs/adapters.md.
+    """
+
+    train_norms: bool = Field(False, description="train the base's norm layers with the adapters")
+
+
 class EmptySection(Section):
     """A section with no fields (tasks replace it)."""
 
@@ -98,6 +109,7 @@ class TaskConfig(Section):
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
+    adapter: AdapterConfig = Field(default_factory=AdapterConfig)
 
 
 

@@ -106,6 +106,9 @@ class ConvBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, kernel: int):
         super().__init__()
         self.conv = nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2)
+        # Under --adapter this BatchNorm keeps the base run's statistics (held in eval mode while the
+        # adapters train); --set adapter.train_norms=true trains it too. Either way a reloaded run is
+        # the model training scored: see the sigplex docs, adapters.md, "Norms and buffers".
         self.norm = nn.BatchNorm1d(c_out)
 
     def forward(self, x):

@@ -20,6 +20,7 @@ Not mergeable (nonlinear branch).
 """
 from __future__ import annotations
 
+import torch
 from pydantic import field_validator
 from torch import nn
 
@@ -79,7 +80,7 @@ class ConvAdapter(Adapter):
                 h = h.flatten(1, -2)
             if h.dim() != nd + 2 or h.shape[-1] != self.down.in_features:
                 self._fail(x, "unexpected input shape")
-            h = self.act(self.dw(self.down(h).movedim(-1, 1))).movedim(1, -1)
+            h = _channels_last(self.act(self.dw(_channels_first(self.down(h)))))
             d = self.up(h)
             if d.numel() == output.numel():
                 d = d.reshape(output.shape)
@@ -87,14 +88,24 @@ class ConvAdapter(Adapter):
             h = x.unsqueeze(0) if x.dim() == nd + 1 else x
             if h.dim() != nd + 2 or h.shape[1] != self.down.in_features:
                 self._fail(x, "unexpected input shape")
-            h = self.act(self.dw(self.down(h.movedim(1, -1)).movedim(-1, 1)))
-            d = self.up(h.movedim(1, -1)).movedim(-1, 1)
+            h = self.act(self.dw(_channels_first(self.down(_channels_last(h)))))
+            d = _channels_first(self.up(_channels_last(h)))
             if x.dim() == nd + 1:
                 d = d.squeeze(0)
         if d.shape != output.shape:
             self._fail(x, f"adapter output {tuple(d.shape)} differs from the module output {tuple(output.shape)}; "
                           "target a shape-preserving block or a conv with padding=kernel//2")
         return output + d * self.scale
+
+
+def _channels_last(t: torch.Tensor) -> torch.Tensor:
+    """``[B, C, *S] -> [B, *S, C]``, with non-negative dims (the ONNX exporter writes -1 into Transpose's perm)."""
+    return t.movedim(1, t.dim() - 1)
+
+
+def _channels_first(t: torch.Tensor) -> torch.Tensor:
+    """``[B, *S, C] -> [B, C, *S]`` (see :func:`_channels_last`)."""
+    return t.movedim(t.dim() - 1, 1)
 
 
 class ConvAdapterKind(AdapterKind):

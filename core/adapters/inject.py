@@ -26,6 +26,7 @@ from .base import (
     merged_stash,
     unsupported_container,
 )
+from .norms import clear_norm_rule, norm_parameters, norm_rule, set_norm_rule, snapshot_base
 from .registry import AdapterKind, get_kind
 from .spec import AdapterSpec, parse_specs
 
@@ -77,10 +78,14 @@ def summary(model: nn.Module) -> ParamSummary:
 
 
 def freeze_base(model: nn.Module) -> None:
-    """requires_grad False on every non-adapter parameter, True on every adapter parameter."""
+    """requires_grad False on every non-adapter parameter, True on every adapter parameter
+    (and on the base's norm parameters when the model's norm rule is ``train``)."""
     names = adapter_module_names(model)
     for name, p in model.named_parameters():
         p.requires_grad_(is_adapter_key(name, names))
+    if norm_rule(model) == "train":
+        for _, p in norm_parameters(model):
+            p.requires_grad_(True)
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -177,12 +182,16 @@ def resolve_targets(model: nn.Module, kind: AdapterKind, pairs: list[tuple[str, 
     return sorted(names, key=order.__getitem__)  # model order
 
 
-def apply_adapter(model: nn.Module, spec: Any) -> AdapterReport:
+def apply_adapter(model: nn.Module, spec: Any, *, train_norms: bool = False) -> AdapterReport:
     """Attach adapters described by ``spec`` to ``model`` in place and freeze the base.
 
     ``spec``: a string (``"lora:r=8,alpha=16,targets=*.qkv|*.proj"``, several joined by
     ``;``), a typed spec (``LoRASpec(r=8)``), or a list of them. Without ``targets`` the
     model's declared ``adapter_targets`` for that kind are used.
+
+    The base's norms with running statistics are held in eval mode, keeping the pre-trained
+    statistics; ``train_norms=True`` trains the base's norms instead (parameters and
+    statistics, saved with the adapters). See :mod:`sigplex.core.adapters.norms`.
     """
     if merged_stash(model):
         raise UserError("the model has merged LoRA adapters; call unmerge_adapters(model) first, "
@@ -217,18 +226,22 @@ def apply_adapter(model: nn.Module, spec: Any) -> AdapterReport:
         shown = s.with_targets(_display(p, g) for p, g in pairs).to_string()
         applied.append(shown)
         targets[shown] = names
+    snapshot_base(model)
     for module, adapter in plan:
         attach(module, adapter)
+    set_norm_rule(model, train_norms)
     freeze_base(model)
     info = summary(model)
     return AdapterReport(info.trainable, info.total, info.adapters, applied, targets)
 
 
 def remove_adapters(model: nn.Module) -> int:
-    """Detach every adapter without merging (the base stays frozen); returns how many."""
+    """Detach every adapter without merging (the base stays frozen, its norms follow
+    ``train()`` again); returns how many."""
     found = list(iter_adapters(model))
     for _, module, adapter in found:
         detach(module, adapter.kind)
+    clear_norm_rule(model)
     return len(found)
 
 

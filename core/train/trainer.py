@@ -180,7 +180,7 @@ class Trainer:
         if self.adapter:
             from ..adapters import apply_adapter
 
-            report = apply_adapter(model, self.adapter)
+            report = apply_adapter(model, self.adapter, train_norms=self.config.adapter.train_norms)
             if self.dist.is_main:
                 print(str(report), flush=True)
         return model.to(self.device)
@@ -192,11 +192,11 @@ class Trainer:
             return adapter_checkpoint(model)
         return model.state_dict(), {}
 
-    def _load_model_weights(self, model, weights: dict) -> None:
+    def _load_model_weights(self, model, weights: dict, meta: dict) -> None:
         if self.adapter:
             from ..adapters import load_adapter_checkpoint
 
-            load_adapter_checkpoint(model, weights)
+            load_adapter_checkpoint(model, weights, meta=meta, source=str(self.run_dir))
         else:
             model.load_state_dict(weights, strict=True)
 
@@ -293,8 +293,8 @@ class Trainer:
         last = ckpt.latest_valid_checkpoint(self.run_dir)
         if last is None:
             raise UserError(f"--resume {self.run_dir}: no valid checkpoint to resume from")
-        weights, _meta = ckpt.load_checkpoint_weights(last)
-        self._load_model_weights(model, weights)
+        weights, meta = ckpt.load_checkpoint_weights(last)
+        self._load_model_weights(model, weights, meta)
         saved = ckpt.load_state(last)
         self.optimizer.load_state_dict(saved["optimizer"])
         self.schedule.load_state_dict(saved["schedule"])
@@ -537,8 +537,8 @@ class Trainer:
         out: dict = {}
         best_path = ckpt.pick_checkpoint(self.run_dir) if ckpt.list_checkpoints(self.run_dir) else None
         if best_path is not None:
-            weights, _ = ckpt.load_checkpoint_weights(best_path)
-            self._load_model_weights(model, weights)
+            weights, meta = ckpt.load_checkpoint_weights(best_path)
+            self._load_model_weights(model, weights, meta)
             out["checkpoint"] = str(best_path)
         model.eval()
         with torch.no_grad(), isolated_rng():

@@ -52,7 +52,7 @@ def test_round_trip_onto_a_plain_model(tmp_path):
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
         assert set(f.keys()) == set(adapter_state_dict(m))
-    assert meta["adapter_format"] == "sigplex-adapter/1"
+    assert meta["adapter_format"] == "sigplex-adapter/2"
     assert meta["adapter_base_fingerprint"] == base_fingerprint(base) == base_fingerprint(m)
     specs = json.loads(meta["adapter_specs"])
     assert specs[0].startswith("lora:r=4,alpha=4.0,dropout=0.0,targets=blocks.0.attn.qkv|")
