@@ -3,9 +3,9 @@
 glibc's ``malloc`` serves every large allocation (above a threshold of at most 32 MiB) with a
 fresh ``mmap`` and unmaps it again on ``free``. A forward pass frees and reallocates the same
 large tensors over and over (one 24-channel 96³ activation of Swin UNETR is 85 MB), so each
-comes back as zeroed pages that the kernel faults in 4 KiB at a time. Measured on the 2-core
-development machine: Swin UNETR inference at 96³ spent 0.73 s of 2.29 s in the kernel (400k page
-faults per forward); with freed memory kept for reuse it took 1.43 s and faulted once.
+comes back as zeroed pages that the kernel faults in 4 KiB at a time: at 96³ a good part of a Swin
+UNETR inference is spent in the kernel on those page faults. With freed memory kept for reuse the
+pages are faulted in once.
 
 :func:`reuse_freed_memory` switches glibc to serve all allocations from its heap and to keep
 freed memory (up to 2 GiB at the top of the heap) for the next allocation: what jemalloc or

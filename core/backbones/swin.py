@@ -33,20 +33,16 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as checkpoint
 from torch import nn
 
+from ..blocks.unet import ResidualConvBlock, UnetResBlock
+from ..ops.conv import aten_prefers_mkldnn, conv_forward
+from ..ops.layout import channels_last, channels_to_first, channels_to_last
+from ..ops.norm import ChannelsLastInstanceNorm, instance_norm
 from ..ops.window import WindowAttention, effective_window
 
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
-_INORM = {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
-
-
-def _to_last(x: torch.Tensor) -> torch.Tensor:
-    """``[B, C, *S]`` -> ``[B, *S, C]`` (a view)."""
-    return x.permute(0, *range(2, x.ndim), 1)
-
-
-def _to_first(x: torch.Tensor) -> torch.Tensor:
-    """``[B, *S, C]`` -> ``[B, C, *S]`` (a view)."""
-    return x.permute(0, x.ndim - 1, *range(1, x.ndim - 1))
+# Private names of the kernels this module held before they moved to sigplex.core.ops (still imported from here).
+_ChannelsLastInstanceNorm = ChannelsLastInstanceNorm
+_aten_prefers_mkldnn = aten_prefers_mkldnn
 
 
 class DropPath(nn.Module):
@@ -83,7 +79,7 @@ class PatchEmbed(nn.Module):
             x = F.pad(x, pads)
         x = conv_forward(self.proj, x)
         if self.norm is not None:
-            x = _to_first(self.norm(_to_last(x)))
+            x = channels_to_first(self.norm(channels_to_last(x)))
         return x
 
 
@@ -233,212 +229,6 @@ class BasicLayer(nn.Module):
         return x
 
 
-WIDE = 384  # row width of instance_norm's elementwise passes, a multiple of the usual channel counts (12 .. 384)
-
-
-def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Instance norm without affine (as ``nn.InstanceNorm3d()``), fast for channels-last inputs.
-
-    PyTorch's CPU instance norm copies a ``channels_last_3d`` tensor (the layout oneDNN convs are
-    fastest in) to contiguous and back, forward and backward: in a Swin UNETR f24 64³ training
-    step 23 such copies of 25 MB, 10-17 ms each. Here the statistics and their gradients of the
-    ``[B, S, C]`` view are BLAS products (a ones-vector GEMV for means, the diagonal of a
-    ``C x C`` Gram matrix for the variance of the centred values, two passes so a large mean
-    does not eat the variance's digits) and the elementwise passes run over rows of several
-    voxels, all in the channels-last layout, with a hand-written backward.
-    """
-    cl = torch.channels_last_3d if x.ndim == 5 else torch.channels_last
-    if (x.ndim not in (4, 5) or x.is_contiguous() or not x.is_contiguous(memory_format=cl)
-            or x.dtype not in (torch.float32, torch.float64)
-            or torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()):
-        return F.instance_norm(x, eps=eps)
-    return _ChannelsLastInstanceNorm.apply(x, eps)
-
-
-def _rows(flat: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """``[B, N, C]`` as ``[B, N / t, C t]`` rows of ``WIDE`` floats where the shape allows (else t = 1)."""
-    b, n, c = flat.shape
-    tile = WIDE // c if WIDE % c == 0 and n % (WIDE // c) == 0 else 1
-    return flat.reshape(b, n // tile, c * tile), tile
-
-
-def _channel_mean(flat: torch.Tensor) -> torch.Tensor:
-    """``[B, N, C]`` -> ``[B, 1, C]``: a ones-vector GEMV, 2.5x faster than ``sum(1)`` on this layout."""
-    return torch.bmm(flat.new_ones(flat.shape[0], 1, flat.shape[1]), flat) / flat.shape[1]
-
-
-def _channel_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``mean_n(a * b)`` per channel of two ``[B, N, C]`` tensors, ``[B, 1, C]``: the diagonal of ``aᵀ b / N``."""
-    return torch.bmm(a.transpose(1, 2), b).diagonal(dim1=1, dim2=2).unsqueeze(1) / a.shape[1]
-
-
-def _scale_shift(rows: torch.Tensor, tile: int, scale: torch.Tensor, shift: torch.Tensor, out=None) -> torch.Tensor:
-    """``rows * scale + shift`` in one pass, the ``[B, 1, C]`` statistics tiled to the rows' width."""
-    return torch.addcmul(shift.repeat(1, 1, tile), rows, scale.repeat(1, 1, tile), out=out)
-
-
-def _normalized(flat: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor) -> torch.Tensor:
-    """``(flat - mean) * rstd`` in one pass, ``[B, N, C]``."""
-    rows, tile = _rows(flat)
-    return _scale_shift(rows, tile, rstd, -mean * rstd).view(flat.shape)
-
-
-class _ChannelsLastInstanceNorm(torch.autograd.Function):
-    """Instance norm (no affine) of a channels-last ``[B, C, *S]`` tensor, output in the same layout."""
-
-    @staticmethod
-    def forward(ctx, x, eps):
-        flat = _to_last(x).reshape(x.shape[0], -1, x.shape[1])
-        mean = _channel_mean(flat)
-        result = torch.empty_like(x)  # channels-last like x, and not a view (in-place ops may follow)
-        out = _to_last(result).view(flat.shape)
-        rows, tile = _rows(flat)
-        centred = out.view(rows.shape)
-        torch.sub(rows, mean.repeat(1, 1, tile), out=centred)
-        # the float32 GEMV's sum is off by ~sqrt(N) roundings of the total: the mean of the centred
-        # values corrects it (float32 error then as F.instance_norm's, 10x smaller than without)
-        residual = _channel_mean(out)
-        rstd = torch.rsqrt(_channel_dot(out, out) - residual * residual + eps)
-        _scale_shift(centred, tile, rstd, -residual * rstd, out=centred)
-        ctx.save_for_backward(x, mean + residual, rstd)
-        return result
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad):
-        # dx = rstd * (dy - mean(dy) - xhat * mean(dy * xhat)), per (batch, channel)
-        x, mean, rstd = ctx.saved_tensors
-        cl = torch.channels_last_3d if x.ndim == 5 else torch.channels_last
-        shape = _to_last(x).shape
-        flat = _to_last(x).reshape(x.shape[0], -1, x.shape[1])  # [B, N, C] view
-        dy = _to_last(grad.contiguous(memory_format=cl)).reshape(flat.shape)
-        xhat = _normalized(flat, mean, rstd)
-        m1, m2 = _channel_mean(dy), _channel_dot(dy, xhat)
-        rows, tile = _rows(dy)
-        dx = _scale_shift(rows, tile, rstd, -m1 * rstd)
-        dx.addcmul_(_rows(xhat)[0], (-m2 * rstd).repeat(1, 1, tile))
-        return _to_first(dx.view(shape)), None
-
-
-def channels_last(x: torch.Tensor) -> torch.Tensor:
-    """``x`` in channels-last memory format (no copy when it already is; untouched when tracing)."""
-    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export():
-        return x
-    if x.ndim == 5:
-        return x.contiguous(memory_format=torch.channels_last_3d)
-    return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
-
-
-def _mkldnn_ok(conv: nn.Module, x: torch.Tensor) -> bool:
-    # A conv with hooks (e.g. an attached adapter) must run through its own __call__.
-    return (isinstance(conv, (nn.Conv2d, nn.Conv3d)) and not conv._forward_hooks and not conv._forward_pre_hooks
-            and x.device.type == "cpu" and x.dtype == torch.float32
-            and conv.weight.dtype == torch.float32 and conv.padding_mode == "zeros"
-            and not isinstance(conv.padding, str) and torch.backends.mkldnn.is_available()
-            and not torch.is_autocast_enabled("cpu") and not torch.jit.is_scripting()
-            and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export())
-
-
-def _aten_prefers_mkldnn(x: torch.Tensor) -> bool:
-    # PyTorch's own choice for fp32 CPU convs (ConvParams::use_mkldnn, non-1x1 kernels)
-    return x.shape[0] > 1 or x.shape[0] * x.shape[1] * x.shape[2] * x.shape[3] > 20480
-
-
-def _depth_split_conv(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """A batch-1, stride-1 conv run as a batch of two depth halves, so oneDNN takes both directions.
-
-    For batch-1 inputs PyTorch sends both directions of small convs to its slow im2col kernels
-    (and copies channels-last gradients to contiguous for them). Splitting the first spatial
-    dim into two halves, each with its ``k - 1`` halo rows (zeros past the ends, as the conv's
-    padding), makes a batch of two: the same sums, no extra multiply-adds, and PyTorch's own
-    oneDNN forward and backward. The halves' outputs, stacked, are the full output; in
-    channels-last memory that is a view.
-    """
-    nd = x.ndim - 2
-    k, p = conv.kernel_size[0], conv.padding[0]
-    depth = x.shape[2]
-    out_depth = depth + 2 * p - (k - 1)
-    half = (out_depth + 1) // 2
-    # rows needed: output rows 0 .. 2*half-1 read padded rows 0 .. 2*half-1 + k-1
-    after = 2 * half + k - 1 - (depth + p)
-    padded = F.pad(x, (0, 0) * (nd - 1) + (p, after))
-    pair = torch.cat((padded[:, :, :half + k - 1], padded[:, :, half:]), dim=0)
-    fn = F.conv3d if nd == 3 else F.conv2d
-    out = fn(pair, conv.weight, conv.bias, 1, (0,) + tuple(conv.padding[1:]), 1, conv.groups)
-    last = out.movedim(1, -1)                                  # [2, half, ..., C]: a view of channels-last
-    whole = last.reshape(1, 2 * half, *last.shape[2:])[:, :out_depth]
-    return whole.movedim(-1, 1)
-
-
-def conv_forward(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``conv(x)``, but always through oneDNN for fp32 CPU convs (forward and backward).
-
-    PyTorch routes batch-1 convs whose first four dims are small (``N*C*D*H <= 20480``) to its
-    im2col kernels, 2-8x slower than oneDNN for 3D kernels on CPU, in both directions. Same
-    numerics (to float rounding); falls back to ``conv(x)`` when tracing/exporting.
-    """
-    if _mkldnn_ok(conv, x):
-        if (torch.is_grad_enabled() and not _aten_prefers_mkldnn(x)
-                and all(v == 1 for v in conv.stride) and all(v == 1 for v in conv.dilation)):
-            return _depth_split_conv(conv, x)
-        return torch.ops.aten.mkldnn_convolution(x, conv.weight, conv.bias, list(conv.padding),
-                                                 list(conv.stride), list(conv.dilation), conv.groups)
-    return conv(x)
-
-
-class _Conv(nn.Module):
-    """Holds a bare conv as ``.conv`` (MONAI ``Convolution(conv_only=True)`` naming).
-
-    The weight is kept channels-last so that oneDNN runs the conv in channels-last (2-4x faster
-    on CPU than the default layout for these shapes); values and state_dict keys are unchanged.
-    """
-
-    def __init__(self, conv: nn.Module) -> None:
-        super().__init__()
-        self.conv = conv
-        conv.weight.data = channels_last(conv.weight.data)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return conv_forward(self.conv, x)
-
-
-class UnetResBlock(nn.Module):
-    """Residual conv block (conv-IN-LReLU-conv-IN + skip, LReLU) with MONAI ``UnetResBlock`` names."""
-
-    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, kernel_size: int = 3) -> None:
-        super().__init__()
-        conv = _CONV[spatial_dims]
-        pad = kernel_size // 2
-        self.conv1 = _Conv(conv(in_channels, out_channels, kernel_size, padding=pad, bias=False))
-        self.conv2 = _Conv(conv(out_channels, out_channels, kernel_size, padding=pad, bias=False))
-        self.lrelu = nn.LeakyReLU(0.01, inplace=True)
-        self.norm1 = _INORM[spatial_dims](out_channels)
-        self.norm2 = _INORM[spatial_dims](out_channels)
-        self.downsample = in_channels != out_channels
-        if self.downsample:
-            self.conv3 = _Conv(conv(in_channels, out_channels, 1, bias=False))
-            self.norm3 = _INORM[spatial_dims](out_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        eps = self.norm1.eps
-        x = channels_last(x)
-        out = self.lrelu(instance_norm(self.conv1(x), eps))
-        out = instance_norm(self.conv2(out), eps)
-        res = instance_norm(self.conv3(x), eps) if self.downsample else x
-        return self.lrelu(out + res)
-
-
-class ResidualConvBlock(nn.Module):
-    """MONAI ``UnetrBasicBlock(res_block=True, kernel_size=3, stride=1)`` equivalent (``.layer``)."""
-
-    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.layer = UnetResBlock(spatial_dims, in_channels, out_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer(x)
-
-
 class SwinTransformer(nn.Module):
     """Swin Transformer encoder (Liu et al. 2021), 2D or 3D, returning 5 hidden states.
 
@@ -496,16 +286,16 @@ class SwinTransformer(nn.Module):
     def _proj_out(x_last: torch.Tensor, normalize: bool, channels: int) -> torch.Tensor:
         if normalize:  # ``channels`` as a Python int: ONNX needs a constant normalized shape
             x_last = F.layer_norm(x_last, (channels,))
-        return _to_first(x_last)
+        return channels_to_first(x_last)
 
     def forward(self, x: torch.Tensor, normalize: bool = True) -> list[torch.Tensor]:
         x = self.pos_drop(self.patch_embed(x))  # channels-first
-        x = _to_last(x).contiguous()
+        x = channels_to_last(x).contiguous()
         hidden = [self._proj_out(x, normalize, self.embed_dim)]
         for i in range(4):
             if self.use_v2:
                 conv = getattr(self, f"layers{i + 1}c")[0]
-                x = _to_last(conv(_to_first(x))).contiguous()  # channels-last convs, no copy
+                x = channels_to_last(conv(channels_to_first(x))).contiguous()  # channels-last convs, no copy
             x = getattr(self, f"layers{i + 1}")[0](x)
             hidden.append(self._proj_out(x, normalize, self.embed_dim * 2 ** (i + 1)))
         return hidden

@@ -1,4 +1,4 @@
-"""Reusable modules built on the core's ops: conv modules, feed-forward projections, norms, gated attention.
+"""Reusable modules built on the core's ops: conv modules, feed-forward projections, norms, gated attention, U-Net blocks.
 
 One concept per file; backbones and plugins compose them. Nothing here knows a domain.
 """
@@ -7,6 +7,7 @@ from .ffconv import FFConvM
 from .gated_attention_unit import GatedAttentionUnit
 from .offset_scale import OffsetScale
 from .scale_norm import ScaleNorm
+from .unet import ChannelsLastConv, ResidualConvBlock, UnetResBlock
 
-__all__ = ["ConvModule", "FFConvM", "GatedAttentionUnit", "OffsetScale", "ScaleNorm",
-           "depthwise_conv_channels_last"]
+__all__ = ["ChannelsLastConv", "ConvModule", "FFConvM", "GatedAttentionUnit", "OffsetScale", "ResidualConvBlock",
+           "ScaleNorm", "UnetResBlock", "depthwise_conv_channels_last"]

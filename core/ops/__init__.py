@@ -1,7 +1,7 @@
-"""Accelerated kernels shared by every domain: attention in its several forms, and robust batched solves.
+"""Accelerated kernels shared by every domain: attention in its several forms, CPU conv and norm, batched solves.
 
 Modules built from these kernels (conv modules, feed-forward projections, norms, the gated
-attention unit) live in :mod:`sigplex.core.blocks`; encoders in :mod:`sigplex.core.backbones`.
+attention unit, U-Net blocks) live in :mod:`sigplex.core.blocks`; encoders in :mod:`sigplex.core.backbones`.
 """
 from .attention import (
     attention,
@@ -22,10 +22,13 @@ __all__ = [
 ]
 
 from .attention import MultiHeadAttention
+from .conv import conv_forward
 from .gated_attention import mixed_chunk_attention
 from .inference import eager_inference
+from .layout import channels_last, channels_to_first, channels_to_last
 from .linalg import solve_psd
 from .linear_attention import elu_feature_map, linear_attention, relu_feature_map
+from .norm import instance_norm
 from .rotary import RotaryEmbedding, apply_rotary, rotary_angles
 
 __all__ += [
@@ -33,6 +36,7 @@ __all__ += [
     "mixed_chunk_attention", "eager_inference",
     "elu_feature_map", "linear_attention", "relu_feature_map", "solve_psd",
     "RotaryEmbedding", "apply_rotary", "rotary_angles",
+    "channels_last", "channels_to_first", "channels_to_last", "conv_forward", "instance_norm",
 ]
 
 from .window import (

@@ -21,16 +21,11 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from sigplex.core.backbones.swin import (
-    MERGING_MODE,
-    ResidualConvBlock,
-    SwinTransformer,
-    UnetResBlock,
-    _Conv,
-    channels_last,
-)
+from sigplex.core.backbones.swin import MERGING_MODE, SwinTransformer
+from sigplex.core.blocks import ChannelsLastConv, ResidualConvBlock, UnetResBlock
 from sigplex.core.errors import UserError
 from sigplex.core.models import register_model
+from sigplex.core.ops import channels_last
 
 
 class UpBlock(nn.Module):
@@ -40,7 +35,7 @@ class UpBlock(nn.Module):
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int) -> None:
         super().__init__()
         tconv = nn.ConvTranspose3d if spatial_dims == 3 else nn.ConvTranspose2d
-        self.transp_conv = _Conv(tconv(in_channels, out_channels, kernel_size=2, stride=2, bias=False))
+        self.transp_conv = ChannelsLastConv(tconv(in_channels, out_channels, kernel_size=2, stride=2, bias=False))
         self.conv_block = UnetResBlock(spatial_dims, 2 * out_channels, out_channels)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -54,7 +49,7 @@ class OutBlock(nn.Module):
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int) -> None:
         super().__init__()
         conv = nn.Conv3d if spatial_dims == 3 else nn.Conv2d
-        self.conv = _Conv(conv(in_channels, out_channels, kernel_size=1, bias=True))
+        self.conv = ChannelsLastConv(conv(in_channels, out_channels, kernel_size=1, bias=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(channels_last(x))
