@@ -42,8 +42,8 @@ def _accuracy(model, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def _train_ours(init: Path, steps: int, test) -> dict:
     import sigplex.core as sp
+    from sigplex.core.run import latest_valid_checkpoint
     from sigplex.core.train.callbacks import Callback
-    from sigplex.core.train.checkpoint import latest_valid_checkpoint
 
     stamps: dict[int, float] = {}
 

@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "fit": "api", "load_run": "api", "evaluate": "api", "predict": "api", "export": "api",
-    "Predictor": "api", "RunDir": "api", "load_pretrained": "api", "load_predictor": "api",
+    "Predictor": "predictor", "RunDir": "run", "load_pretrained": "api", "load_predictor": "api",
     "cross_validate": "api", "load_task": "api", "Prepared": "task", "Pretrained": "task",
     "get_plugin_manager": "plugins", "PluginManager": "plugins", "hookimpl": "plugins",
     "TaskSpec": "task", "Task": "task", "DataSplits": "task",

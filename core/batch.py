@@ -284,7 +284,7 @@ def _progress(total: int, enabled: bool | None):
 
 def _one(predictor, task, prepared, item: InputItem, root, output, out_dir, base, overwrite, hash_paths,
          single_output) -> ItemResult:
-    from .api import check_suffix, output_files, write_outputs
+    from .outputs import check_suffix, output_files, write_outputs
 
     shown = hashlib.sha256(str(item.path.resolve()).encode()).hexdigest()[:16] if hash_paths else str(item.path)
     result = ItemResult(input=shown)
@@ -325,7 +325,7 @@ def _one(predictor, task, prepared, item: InputItem, root, output, out_dir, base
 def predict_one(predictor, source: str | Path, output: str | Path, *, overwrite: bool = False,
                 hash_paths: bool = False) -> ItemResult:
     """Predict one input into the output file ``output`` (with sidecars); a failure is raised, not recorded."""
-    from .api import check_suffix
+    from .outputs import check_suffix
 
     check_suffix(predictor.task, Path(output))
     (result,) = predict_many(predictor, [source], output, overwrite=overwrite, hash_paths=hash_paths,

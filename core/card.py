@@ -8,14 +8,12 @@ The Trainer writes the card at the end of every run; ``platform card RUN`` regen
 """
 from __future__ import annotations
 
-import json
-import platform
 from pathlib import Path
 
 import yaml
 
-from .errors import UserError
-from .fileio import atomic_write_text
+from .device import machine
+from .run import RunDir
 
 
 def _split_size(dataset) -> int | None:
@@ -25,31 +23,14 @@ def _split_size(dataset) -> int | None:
         return None
 
 
-def machine() -> dict:
-    """The machine a run trained on: CPU, core count, accelerator, torch version."""
-    import os
-
-    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count()}
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-        info["threads"] = torch.get_num_threads()
-        info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    except ImportError:
-        pass
-    return info
-
-
 def build_card(run_dir: Path, *, task=None, model=None, prepared=None) -> dict:
     """The facts of a card as a dict (``card.json``)."""
     from . import __version__
 
-    run_dir = Path(run_dir)
-    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
-    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
-    config = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").is_file() else {}
+    run = RunDir(run_dir)
+    info = run.info if run.is_run() else {}
+    summary = run.summary
+    config = run.config_dict if run.config_file.is_file() else {}
     card = {
         "sigplex_version": __version__,
         "plugin": info.get("plugin"), "task": info.get("task"),
@@ -77,9 +58,8 @@ def build_card(run_dir: Path, *, task=None, model=None, prepared=None) -> dict:
         card["limitations"] = getattr(source, "limitations", "") or ""
         card["license"] = {"data": getattr(source, "data_license", "") or "", "weights": "as the run's owner decides",
                            "code": "Apache-2.0 (sigplex)"}
-    old = run_dir / "card.json"
-    if old.is_file() and task is None:  # regenerating without the task: keep its text
-        previous = json.loads(old.read_text())
+    previous = run.card
+    if previous is not None and task is None:  # regenerating without the task: keep its text
         for key in ("intended_use", "limitations", "license", "model", "data"):
             if key in previous and (key not in card or isinstance(card[key], dict)):
                 merged = dict(previous[key]) if isinstance(previous[key], dict) else previous[key]
@@ -134,19 +114,7 @@ def card_markdown(card: dict) -> str:
 
 def write_card(run_dir: str | Path, *, task=None, model=None, prepared=None) -> Path:
     """Write ``MODEL_CARD.md`` and ``card.json`` into ``run_dir`` atomically; returns the markdown path."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "run.json").is_file():
-        raise UserError(f"{run_dir}: run.json is missing; not a sigplex run directory")
-    card = build_card(run_dir, task=task, model=model, prepared=prepared)
-    atomic_write_text(run_dir / "card.json", json.dumps(card, indent=1, default=str))
-    atomic_write_text(run_dir / "MODEL_CARD.md", card_markdown(card))
-    return run_dir / "MODEL_CARD.md"
-
-
-def regenerate(run_dir: str | Path) -> Path:
-    """``platform card RUN``: rebuild the card from the run's files, with the task's text and model size."""
-    from .api import load_run
-
-    run_dir = Path(run_dir)
-    predictor = load_run(run_dir)
-    return write_card(run_dir, task=predictor.task, model=predictor.model)
+    run = RunDir(run_dir).require()
+    card = build_card(run.path, task=task, model=model, prepared=prepared)
+    run.write_card(card, card_markdown(card))
+    return run.card_markdown

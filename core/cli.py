@@ -132,7 +132,7 @@ def _cmd_plugins_list(args) -> int:
 
 def _exec_torchrun(args, argv: list[str]) -> int:
     """Re-run this train command under torchrun with ``args.nproc`` processes."""
-    from .api import default_run_dir
+    from .run import default_run_dir
 
     rest, skip = [], False
     for a in argv:
@@ -247,9 +247,9 @@ def _cmd_serve(args) -> int:
 
 
 def _cmd_card(args) -> int:
-    from .card import regenerate
+    from .api import regenerate_card
 
-    print(f"wrote {regenerate(args.run)}")
+    print(f"wrote {regenerate_card(args.run)}")
     return 0
 
 

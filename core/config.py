@@ -10,6 +10,7 @@ YAML, take dotted overrides (``trainer.max_steps=50``) and reject unknown keys.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -224,3 +225,25 @@ def resolve_config(
 
 def config_to_yaml(config: BaseModel) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config dicts (nested sections compared key by key)."""
+    diffs = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += config_differences(a, b, name + ".")
+        elif a != b:
+            diffs.append(name)
+    return diffs
+
+
+def as_overrides(overrides) -> list[str]:
+    """``{"a.b": 1}`` or ``["a.b=1"]`` or None -> ``["a.b=1"]``."""
+    if overrides is None:
+        return []
+    if isinstance(overrides, dict):
+        return [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in overrides.items()]
+    return list(overrides)

@@ -28,7 +28,7 @@ from typing import Any, Callable
 import pluggy
 
 from .errors import UserError, notify
-from .task import TaskSpec, import_factory
+from .taskspec import TaskSpec, import_factory
 
 PROJECT = "sigplex"
 ENTRY_POINT_GROUP = "sigplex.plugins"

@@ -90,7 +90,7 @@ class Service:
         self.worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sigplex-predict")
 
     def _predict_upload(self, files: list[tuple[str, bytes]]) -> tuple[bytes, str, str]:
-        from .api import check_outputs, write_outputs
+        from .outputs import check_outputs, write_outputs
 
         task, prepared = self.predictor.task, self.predictor.prepared
         with tempfile.TemporaryDirectory(prefix="sigplex-serve-") as tmp:
@@ -261,15 +261,13 @@ def serve(checkpoint=None, *, plugin: str | None = None, task: str | None = None
     require("uvicorn", "serve", "platform serve")
     import uvicorn
 
-    from .api import load_predictor
+    from .loading import load_predictor
 
     if not is_loopback(host) and not token:
         raise UserError(f"--host {host}: refusing to serve beyond this machine without a token; "
                         "pass --token-env VAR naming an environment variable that holds one")
     predictor = load_predictor(checkpoint, plugin=plugin, task=task, device=device, engine=engine)
-    card = {}
-    if predictor.run is not None and (predictor.run.path / "card.json").is_file():
-        card = json.loads((predictor.run.path / "card.json").read_text())
+    card = (predictor.run.card if predictor.run is not None else None) or {}
     app = create_app(predictor, token=token, max_body_mb=max_body_mb, timeout_s=timeout_s, queue_size=queue_size,
                      card=card)
     print(f"serving {predictor.plugin}/{getattr(predictor.task, 'name', '')} on http://{host}:{port} "

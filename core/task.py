@@ -22,84 +22,16 @@ its embedded default data. See docs/plugin-authoring.md for a whole plugin.
 """
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from .errors import UserError
+from .run import STATE_JSON, STATE_TENSORS
+from .taskspec import TaskSpec, import_factory, install_hint, missing_modules  # noqa: F401 -- their public home was here
 
 CONTRACT_VERSION = 2
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """A task as registered by a plugin (cheap: strings only, nothing imported).
-
-    ``factory`` is ``"package.module:attribute"``; the attribute is a :class:`Task` subclass or
-    a callable returning a Task instance. ``requires`` lists importable module names the task
-    needs (checked with ``importlib.util.find_spec``). ``install`` is the pip command that
-    provides them (a third-party plugin names its own package, e.g. ``"pip install my-plugin[gpu]"``);
-    ``extra`` is the shorthand for a sigplex extra (``extra="brain"`` means
-    ``pip install 'sigplex[brain]'``). ``models`` lists the modules whose import registers the
-    task's models in :mod:`sigplex.core.models`; the core imports them when the task loads.
-    """
-
-    name: str
-    description: str
-    factory: str
-    requires: tuple[str, ...] = ()
-    extra: str | None = None
-    models: tuple[str, ...] = ()
-    install: str | None = None
-
-    def missing_modules(self) -> list[str]:
-        return missing_modules(self.requires)
-
-    def install_hint(self) -> str:
-        return install_hint(self.install, self.extra)
-
-    def load(self) -> "Task":
-        """Import the model modules and the factory, and build the Task (torch and domain libraries load here)."""
-        factory = import_factory(self.factory, self.requires, self.extra, f"task {self.name!r}", self.install)
-        for module in self.models:
-            importlib.import_module(module)
-        task = factory()
-        if not isinstance(task, Task):
-            raise TypeError(f"{self.factory} returned {type(task).__name__}, expected a sigplex Task")
-        return task
-
-
-def missing_modules(requires) -> list[str]:
-    """The modules of ``requires`` that cannot be found (checked with ``find_spec``, nothing imported)."""
-    from importlib.util import find_spec
-
-    missing = []
-    for module in requires:
-        try:
-            if find_spec(module) is None:
-                missing.append(module)
-        except (ImportError, ValueError):
-            missing.append(module)
-    return missing
-
-
-def install_hint(install: str | None, extra: str | None) -> str:
-    """The command that installs what a task or component needs ('' if unknown)."""
-    if install:
-        return install
-    return f"pip install 'sigplex[{extra}]'" if extra else ""
-
-
-def import_factory(factory: str, requires=(), extra: str | None = None, what: str = "it", install: str | None = None):
-    """Import ``"module:attribute"`` after checking ``requires``; a missing module names the install command."""
-    missing = missing_modules(requires)
-    if missing:
-        hint = install_hint(install, extra)
-        raise UserError(f"{what} needs {', '.join(missing)}" + (f": {hint}" if hint else ""))
-    module_name, _, attr = factory.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
 
 
 # --- what build_data returns ------------------------------------------------------------
@@ -131,9 +63,6 @@ class Prepared:
 
     def without_data(self) -> "Prepared":
         return Prepared(config=self.config, state=dict(self.state))
-
-
-STATE_JSON, STATE_TENSORS = "prepared.json", "prepared.safetensors"
 
 
 def save_state(state: Mapping[str, Any], run_dir: str | Path) -> None:
@@ -302,9 +231,9 @@ class Task:
         Used by ``platform evaluate --data``: the given data is the test set, no training split is
         needed. Default: the test split (else val) that :meth:`build_data` makes of ``data``.
         """
-        from .compat import prepare
-
-        _, built = prepare(self, prepared.config, data)
+        built = self.build_data(prepared.config, Path(data))
+        if not isinstance(built, Prepared):
+            raise TypeError(f"{type(self).__name__}.build_data returned {type(built).__name__}; expected sigplex Prepared")
         dataset = built.test if built.test is not None else built.val
         if dataset is None:
             raise UserError(f"{data}: holds no test data to evaluate on")

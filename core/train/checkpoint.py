@@ -1,4 +1,5 @@
-"""Checkpoints: atomic, verified, resumable, with keep-last-K retention.
+"""One checkpoint folder: atomic, verified, resumable. (The run's ``checkpoints/`` folder, the best
+checkpoint and retention are :mod:`sigplex.core.run`'s.)
 
 Layout of one checkpoint, ``RUN/checkpoints/step-00000100/``:
 
@@ -17,42 +18,47 @@ import json
 import os
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 
 from ..errors import UserError
-from ..fileio import atomic_write_text, fsync_dir, sha256_file
+from ..fileio import fsync_dir, sha256_file
 
-CHECKPOINTS = "checkpoints"
-BEST_FILE = "best.json"
+WEIGHTS = "model.safetensors"
+STATE = "state.pt"
+META = "meta.json"
 
 
 def checkpoint_name(step: int) -> str:
     return f"step-{step:08d}"
 
 
-def save_checkpoint(run_dir: Path, step: int, weights: dict, state: dict, *, metadata: dict | None = None) -> Path:
-    """Write one checkpoint atomically; returns its folder."""
+def is_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a checkpoint folder (it holds the weights file)."""
+    return Path(path).is_dir() and (Path(path) / WEIGHTS).is_file()
+
+
+def write_checkpoint(root: Path, step: int, weights: dict, state: dict, *, metadata: dict | None = None) -> Path:
+    """Write checkpoint ``step`` into the folder ``root`` atomically; returns its folder."""
     import torch
     from safetensors.torch import save_file
 
-    root = Path(run_dir) / CHECKPOINTS
+    root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / checkpoint_name(step)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=str(root)))
     try:
         weights = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
-        save_file(weights, str(tmp / "model.safetensors"),
+        save_file(weights, str(tmp / WEIGHTS),
                   metadata={k: str(v) for k, v in (metadata or {}).items()})
-        torch.save(state, str(tmp / "state.pt"))
+        torch.save(state, str(tmp / STATE))
         files = {}
-        for name in ("model.safetensors", "state.pt"):
+        for name in (WEIGHTS, STATE):
             with open(tmp / name, "rb+") as fh:
                 os.fsync(fh.fileno())
             files[name] = sha256_file(tmp / name)
         meta = {"step": step, "files": files, **(metadata or {})}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        with open(tmp / "meta.json", "rb+") as fh:
+        (tmp / META).write_text(json.dumps(meta, indent=1))
+        with open(tmp / META, "rb+") as fh:
             os.fsync(fh.fileno())
         fsync_dir(tmp)
         if final.exists():  # same step written again (e.g. best + periodic): replace
@@ -65,9 +71,9 @@ def save_checkpoint(run_dir: Path, step: int, weights: dict, state: dict, *, met
     return final
 
 
-def list_checkpoints(run_dir: Path) -> list[Path]:
-    """Checkpoint folders, oldest first (temporary folders ignored)."""
-    root = Path(run_dir) / CHECKPOINTS
+def checkpoints_in(root: Path) -> list[Path]:
+    """The checkpoint folders in ``root``, oldest first (temporary folders ignored)."""
+    root = Path(root)
     if not root.is_dir():
         return []
     found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and p.name[5:].isdigit()]
@@ -76,13 +82,13 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 def verify_checkpoint(path: Path) -> str | None:
     """None if the checkpoint is complete and its checksums match; else what is wrong."""
-    meta_file = path / "meta.json"
+    meta_file = path / META
     if not meta_file.is_file():
-        return "meta.json is missing"
+        return f"{META} is missing"
     try:
         meta = json.loads(meta_file.read_text())
     except ValueError:
-        return "meta.json is not valid JSON"
+        return f"{META} is not valid JSON"
     for name, digest in meta.get("files", {}).items():
         f = path / name
         if not f.is_file():
@@ -92,46 +98,11 @@ def verify_checkpoint(path: Path) -> str | None:
     return None
 
 
-def latest_valid_checkpoint(run_dir: Path) -> Path | None:
-    """The newest checkpoint that verifies; warns about each corrupt newer one it skips."""
-    for path in reversed(list_checkpoints(run_dir)):
-        problem = verify_checkpoint(path)
-        if problem is None:
-            return path
-        warnings.warn(f"{path}: {problem}; falling back to the previous checkpoint", stacklevel=2)
-    return None
-
-
-def read_best(run_dir: Path) -> dict | None:
-    f = Path(run_dir) / BEST_FILE
-    if not f.is_file():
-        return None
-    try:
-        return json.loads(f.read_text())
-    except ValueError:
-        return None
-
-
-def write_best(run_dir: Path, step: int, metric: str, value: float) -> None:
-    atomic_write_text(Path(run_dir) / BEST_FILE,
-                      json.dumps({"step": step, "checkpoint": checkpoint_name(step), "metric": metric, "value": value}))
-
-
-def apply_retention(run_dir: Path, keep_last: int) -> None:
-    """Delete all but the newest ``keep_last`` checkpoints, always keeping the best one."""
-    best = read_best(run_dir)
-    best_name = best.get("checkpoint") if best else None
-    ckpts = list_checkpoints(run_dir)
-    for path in ckpts[:-keep_last] if keep_last > 0 else ckpts:
-        if path.name != best_name:
-            shutil.rmtree(path, ignore_errors=True)
-
-
 def load_state(path: Path) -> dict:
     """The training state of a checkpoint folder, loaded with ``weights_only=True`` (never unpickled)."""
     import torch
 
-    f = Path(path) / "state.pt"
+    f = Path(path) / STATE
     try:
         return torch.load(str(f), map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -144,30 +115,7 @@ def load_checkpoint_weights(path: Path) -> tuple[dict, dict]:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    f = Path(path) / "model.safetensors"
+    f = Path(path) / WEIGHTS
     with safe_open(str(f), framework="pt") as fh:
         meta = fh.metadata() or {}
     return load_file(str(f)), meta
-
-
-def pick_checkpoint(run_or_file: str | Path) -> Path:
-    """``--checkpoint``: a run dir means its best checkpoint if it validated, else its last."""
-    p = Path(run_or_file)
-    if p.is_dir() and (p / "model.safetensors").is_file():
-        return p
-    if p.is_file() and p.name == "model.safetensors":
-        return p.parent
-    if not p.exists():
-        raise UserError(f"{p}: no such run directory or checkpoint")
-    if not p.is_dir():
-        raise UserError(f"{p}: expected a run directory or a checkpoint folder")
-    best = read_best(p)
-    if best:
-        candidate = p / CHECKPOINTS / best["checkpoint"]
-        if candidate.is_dir() and verify_checkpoint(candidate) is None:
-            return candidate
-        warnings.warn(f"{candidate}: best checkpoint missing or corrupt; using the last one", stacklevel=2)
-    last = latest_valid_checkpoint(p)
-    if last is None:
-        raise UserError(f"{p}: no valid checkpoint in {p / CHECKPOINTS}")
-    return last

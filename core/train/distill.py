@@ -26,23 +26,19 @@ class Teacher:
 
 def load_teacher(task, student_prepared, source: str | Path, device) -> Teacher:
     """Build and load the teacher named by ``--distill-from`` (run directory or weights file)."""
+    from ..run import find_run, ready_model
     from ..task import Prepared, load_state
-    from ..weights import load_base_weights
 
     source = Path(source)
     if not source.exists():
         raise UserError(f"--distill-from {source}: no such run directory or weights file")
     config = student_prepared.config
     if source.is_dir():
-        import yaml
-
-        from ..train import checkpoint as ckpt
-
-        run = source if (source / "run.json").is_file() else ckpt.pick_checkpoint(source).parent.parent
-        if not (run / "config.yaml").is_file():
-            raise UserError(f"{run}: config.yaml is missing; not a sigplex run directory")
-        cfg = type(config).model_validate(yaml.safe_load((run / "config.yaml").read_text()) or {})
-        prepared = Prepared(config=cfg, state=load_state(run) or dict(student_prepared.state))
+        run = find_run(source)
+        if not run.config_file.is_file():
+            raise UserError(f"{run}: {run.config_file.name} is missing; not a sigplex run directory")
+        cfg = type(config).model_validate(run.config_dict)
+        prepared = Prepared(config=cfg, state=load_state(run.path) or dict(student_prepared.state))
     else:
         name = config.distill.teacher_model
         if not name:
@@ -54,10 +50,7 @@ def load_teacher(task, student_prepared, source: str | Path, device) -> Teacher:
             raise UserError(f"distill.teacher_model={name!r}: not a model of this task ({exc})") from None
         cfg = config.model_copy(update={"model": model_section})
         prepared = Prepared(config=cfg, state=dict(student_prepared.state))
-    model = task.build_model(cfg)
-    task.prepare_model(model, prepared)
-    load_base_weights(task, model, source, what="--distill-from")
-    model.to(device).eval()
+    model = ready_model(task, prepared, source, device=str(device), what="--distill-from")
     for p in model.parameters():
         p.requires_grad_(False)
     return Teacher(model, prepared, str(source))

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from ..fileio import atomic_write_text
+from ..run import RunDir
 
 LEADING = ["step", "epoch", "time_s", "lr", "loss", "samples_per_s"]
 
@@ -69,14 +70,15 @@ class MetricLogger:
     """Fans scalar metrics out to the CSV and, when available and enabled, TensorBoard and MLflow."""
 
     def __init__(self, run_dir: Path, *, tensorboard: bool = True, mlflow: bool = False, config: dict | None = None):
-        self.csv = MetricsCSV(Path(run_dir) / "metrics.csv")
+        run = RunDir(run_dir)
+        self.csv = MetricsCSV(run.metrics_csv)
         self.tb = None
         self.mlflow = None
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+                self.tb = SummaryWriter(str(run.tensorboard))
             except Exception:  # tensorboard not installed
                 self.tb = None
         if mlflow:

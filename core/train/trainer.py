@@ -12,21 +12,19 @@ data position, so a killed run finishes with the same weights as an uninterrupte
 from __future__ import annotations
 
 import contextlib
-import json
-import random
 import shutil
 import time
 import warnings
 from pathlib import Path
 
-from ..card import machine, write_card
+from .. import run as runs
+from ..card import write_card
 from ..compat import V1TaskAdapter, prepare
-from ..config import config_to_yaml
+from ..config import config_differences, config_to_yaml
+from ..device import machine, resolve_device
 from ..errors import UserError
 from ..figures import metric_curves
-from ..fileio import atomic_write_text
 from ..task import CONTRACT_VERSION, save_state
-from ..weights import load_base_weights
 from . import checkpoint as ckpt
 from .callbacks import Callback
 from .distributed import (
@@ -40,6 +38,7 @@ from .distributed import (
 )
 from .logging import MetricLogger, Progress
 from .optim import Schedule, build_optimizer
+from .rng import isolated_rng, rng_state, seed_everything, set_rng_state
 from .sampler import IndexedItems, ResumableBatchSampler, SeededItems
 
 # Config fields that may change between a run and its resume without breaking exactness.
@@ -48,92 +47,6 @@ RESUME_MAY_CHANGE = {
     "trainer.num_workers", "trainer.device", "trainer.progress", "trainer.tensorboard",
     "trainer.mlflow", "trainer.early_stopping_patience", "trainer.eval_batch_size",
 }
-
-
-def resolve_device(name: str, local_rank: int = 0):
-    import torch
-
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda: no CUDA device is available here; use --device cpu")
-        if name == "cuda":
-            name = f"cuda:{local_rank}"
-    elif name != "cpu":
-        raise UserError(f"--device {name!r}: expected cpu, cuda, cuda:N or auto")
-    return torch.device(name)
-
-
-def seed_everything(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def rng_state() -> dict:
-    import numpy as np
-    import torch
-
-    np_state = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy_keys": torch.from_numpy(np_state[1].astype("int64")),
-        "numpy_pos": int(np_state[2]),
-        "numpy_gauss": [int(np_state[3]), float(np_state[4])],
-        "python": list(_py_state_to_list(random.getstate())),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _py_state_to_list(state):
-    version, internal, gauss = state
-    return [version, list(internal), gauss]
-
-
-def set_rng_state(state: dict) -> None:
-    import numpy as np
-    import torch
-
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype("uint32"), state["numpy_pos"],
-                         int(state["numpy_gauss"][0]), float(state["numpy_gauss"][1])))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-@contextlib.contextmanager
-def isolated_rng():
-    """Run a block (e.g. validation) without disturbing any global RNG."""
-    import numpy as np
-    import torch
-
-    py, npy = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []):
-        try:
-            yield
-        finally:
-            random.setstate(py)
-            np.random.set_state(npy)
-
-
-def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    diffs = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        name = f"{prefix}{key}"
-        if isinstance(a, dict) and isinstance(b, dict):
-            diffs += config_differences(a, b, name + ".")
-        elif a != b:
-            diffs.append(name)
-    return diffs
 
 
 class DDPView:
@@ -175,7 +88,7 @@ class Trainer:
         model = self.task.build_model(self.config)
         self.task.prepare_model(model, self.prepared)
         if self.init_from is not None:
-            load_base_weights(self.task, model, self.init_from, weights=self._init_weights)
+            runs.load_base_weights(self.task, model, self.init_from, weights=self._init_weights)
             self._init_weights = None
         if self.adapter:
             from ..adapters import apply_adapter
@@ -203,7 +116,7 @@ class Trainer:
     def _check_resume_config(self) -> None:
         import yaml
 
-        saved = self.run_dir / "config.yaml"
+        saved = runs.RunDir(self.run_dir).config_file
         if not saved.is_file():
             raise UserError(f"--resume {self.run_dir}: config.yaml is missing; not a sigplex run directory")
         old = yaml.safe_load(saved.read_text()) or {}
@@ -237,7 +150,7 @@ class Trainer:
 
     def _remove_failed_run(self, created: bool) -> None:
         """A fresh run that fails before its first checkpoint leaves no half-made run directory."""
-        if created and self.dist.is_main and self.run_dir.is_dir() and not ckpt.list_checkpoints(self.run_dir):
+        if created and self.dist.is_main and self.run_dir.is_dir() and not runs.list_checkpoints(self.run_dir):
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def _fit(self, data, resume):
@@ -268,13 +181,14 @@ class Trainer:
             self._check_resume_config()
         elif self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.run_dir / "config.yaml", config_to_yaml(self.config))
+            run = runs.RunDir(self.run_dir)
+            run.write_config(config_to_yaml(self.config))
             if not isinstance(self.task, V1TaskAdapter):
                 save_state(self.prepared.state, self.run_dir)
-            atomic_write_text(self.run_dir / "run.json", json.dumps(
+            run.write_info(
                 {**self.run_info, "contract": getattr(self.task, "contract", CONTRACT_VERSION), "machine": machine(),
                  "adapter": self.adapter, "init_from": str(self.init_from) if self.init_from else None,
-                 "created": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=1))
+                 "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
         barrier(self.dist)
 
     def _make_optimizer(self, model) -> None:
@@ -290,7 +204,7 @@ class Trainer:
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(tcfg.precision)
 
     def _restore(self, model) -> None:
-        last = ckpt.latest_valid_checkpoint(self.run_dir)
+        last = runs.latest_valid_checkpoint(self.run_dir)
         if last is None:
             raise UserError(f"--resume {self.run_dir}: no valid checkpoint to resume from")
         weights, meta = ckpt.load_checkpoint_weights(last)
@@ -441,7 +355,7 @@ class Trainer:
             self.logger.log(step, {"time_s": round(state["elapsed_s"], 3), **row})
         done = step >= tcfg.max_steps or self.should_stop
         if improved and self.dist.is_main:
-            ckpt.write_best(self.run_dir, step, self.monitor, state["best"])
+            runs.write_best(self.run_dir, step, self.monitor, state["best"])
         if improved or done or step % tcfg.checkpoint_every == 0:
             self._save(step)
         for cb in self.callbacks:
@@ -509,9 +423,9 @@ class Trainer:
             payload = {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
                        "scaler": self.scaler.state_dict() if self.use_scaler else None, "rng": rngs,
                        "progress": dict(self.state)}
-            path = ckpt.save_checkpoint(self.run_dir, step, weights, payload,
+            path = runs.save_checkpoint(self.run_dir, step, weights, payload,
                                         metadata={**meta, "adapter": self.adapter or ""})
-            ckpt.apply_retention(self.run_dir, self.config.trainer.keep_last)
+            runs.apply_retention(self.run_dir, self.config.trainer.keep_last)
             for cb in self.callbacks:
                 cb.on_checkpoint(self, step, path)
         barrier(self.dist)
@@ -523,7 +437,7 @@ class Trainer:
                    "train_seconds": round(state.get("elapsed_s", 0.0), 1)}
         if self.dist.is_main:
             summary.update(self._finish(model))
-            atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=1, default=float))
+            runs.RunDir(self.run_dir).write_summary(summary)
             self._write_card()
         summary = broadcast_object(self.dist, summary)
         for cb in self.callbacks:
@@ -535,7 +449,7 @@ class Trainer:
         import torch
 
         out: dict = {}
-        best_path = ckpt.pick_checkpoint(self.run_dir) if ckpt.list_checkpoints(self.run_dir) else None
+        best_path = runs.pick_checkpoint(self.run_dir) if runs.list_checkpoints(self.run_dir) else None
         if best_path is not None:
             weights, meta = ckpt.load_checkpoint_weights(best_path)
             self._load_model_weights(model, weights, meta)
@@ -547,7 +461,8 @@ class Trainer:
                                                                            self.prepared).items()}
             plots = []
             try:
-                curves = metric_curves(self.run_dir / "metrics.csv", self.run_dir / "plots" / "curves.png")
+                run = runs.RunDir(self.run_dir)
+                curves = metric_curves(run.metrics_csv, run.plots / "curves.png")
                 plots += [curves] if curves else []
                 plots += list(self.task.plots(model, self.prepared, self.run_dir) or [])
             except Exception as exc:  # a failed plot must not lose a finished run

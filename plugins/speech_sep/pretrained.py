@@ -31,17 +31,18 @@ HERE = Path(__file__).resolve().parent
 
 def export(run_dir: str | Path, out: Path = HERE) -> Path:
     """Copy ``run_dir``'s best checkpoint weights and prepared state into ``out`` (atomically each)."""
+    from sigplex.core import run as runs
     from sigplex.core.fileio import atomic_write_bytes
     from sigplex.core.train import checkpoint as ckpt
 
     run_dir = Path(run_dir)
-    chosen = ckpt.pick_checkpoint(run_dir)
+    chosen = runs.pick_checkpoint(run_dir)
     target = out / RELATIVE_PATH
     target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(target, (chosen / "model.safetensors").read_bytes())
+    atomic_write_bytes(target, (chosen / ckpt.WEIGHTS).read_bytes())
     state = out / STATE_PATH
     state.mkdir(parents=True, exist_ok=True)
-    for name in ("prepared.json", "prepared.safetensors"):
+    for name in (runs.STATE_JSON, runs.STATE_TENSORS):
         if (run_dir / name).is_file():
             atomic_write_bytes(state / name, (run_dir / name).read_bytes())
     return target

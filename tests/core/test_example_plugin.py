@@ -110,13 +110,14 @@ def test_python_api_fit_load_predict_in_memory(tmp_path):
 
 def test_init_from_a_run_starts_from_its_weights(tmp_path):
     import sigplex.core as sp
+    from sigplex.core import run as runs
     from sigplex.core.train import checkpoint as ckpt
 
     base = sp.fit("example", out=tmp_path / "base", max_steps=10, overrides={"model.channels": 8})
     tuned = sp.fit("example", out=tmp_path / "tuned", max_steps=1, init_from=base.path,
                    overrides={"model.channels": 8, "optim.lr": 1e-12})
-    a, _ = ckpt.load_checkpoint_weights(ckpt.pick_checkpoint(base.path))
-    b, _ = ckpt.load_checkpoint_weights(ckpt.list_checkpoints(tuned.path)[-1])
+    a, _ = ckpt.load_checkpoint_weights(runs.pick_checkpoint(base.path))
+    b, _ = ckpt.load_checkpoint_weights(runs.list_checkpoints(tuned.path)[-1])
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0)
     bad = run_cli("train", "--plugin", "example", "--init-from", base.path, "--out", tmp_path / "x",
@@ -129,10 +130,11 @@ def test_a_bare_weights_file_predicts_and_evaluates_with_the_task_config(tmp_pat
     from safetensors.torch import save_file
 
     import sigplex.core as sp
+    from sigplex.core import run as runs
     from sigplex.core.train import checkpoint as ckpt
 
     run = sp.fit("example", out=tmp_path / "run", max_steps=5, overrides={"model.channels": 8})
-    weights, _ = ckpt.load_checkpoint_weights(ckpt.pick_checkpoint(run.path))
+    weights, _ = ckpt.load_checkpoint_weights(runs.pick_checkpoint(run.path))
     save_file(weights, str(tmp_path / "denoiser.safetensors"))
     x = np.random.default_rng(0).normal(size=(128,)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)

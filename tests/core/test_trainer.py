@@ -13,6 +13,7 @@ import torch
 from helpers import needs_example, run_cli
 from safetensors.torch import load_file
 
+from sigplex.core import run as runs
 from sigplex.core.errors import UserError
 from sigplex.core.train import checkpoint as ckpt
 
@@ -23,7 +24,7 @@ COMMON = ["--set", "trainer.checkpoint_every=10", "--set", "trainer.val_every=20
 
 
 def final_weights(run: Path) -> dict:
-    last = ckpt.list_checkpoints(run)[-1]
+    last = runs.list_checkpoints(run)[-1]
     return load_file(str(last / "model.safetensors"))
 
 
@@ -55,7 +56,7 @@ def test_kill9_then_resume_is_bitwise_identical(tmp_path):
     assert target.exists(), proc.stderr.read().decode() if proc.poll() is not None else "timeout"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    killed_at = ckpt.list_checkpoints(tmp_path / "crash")[-1]
+    killed_at = runs.list_checkpoints(tmp_path / "crash")[-1]
     assert int(killed_at.name[5:]) < steps, "the run finished before it was killed"
     res = run_cli("train", "--plugin", "example", "--resume", tmp_path / "crash")
     assert res.returncode == 0, res.stderr
@@ -88,15 +89,15 @@ def test_corrupt_latest_checkpoint_falls_back_with_warning(tmp_path):
 
     run = sp.fit("example", out=tmp_path / "r", max_steps=20,
                  overrides=["trainer.checkpoint_every=10", "trainer.val_every=100", "model.channels=8"])
-    last = ckpt.list_checkpoints(run.path)[-1]
+    last = runs.list_checkpoints(run.path)[-1]
     data = (last / "model.safetensors").read_bytes()
     (last / "model.safetensors").write_bytes(data[: len(data) // 2])  # truncated
     with pytest.warns(UserWarning, match="corrupt"):
-        found = ckpt.latest_valid_checkpoint(run.path)
+        found = runs.latest_valid_checkpoint(run.path)
     assert found.name == "step-00000010"
     with pytest.warns(UserWarning, match="corrupt"):
         sp.fit("example", resume=run.path, max_steps=20)
-    assert ckpt.verify_checkpoint(ckpt.list_checkpoints(run.path)[-1]) is None
+    assert ckpt.verify_checkpoint(runs.list_checkpoints(run.path)[-1]) is None
 
 
 def test_bf16_autocast_with_accumulation_trains(tmp_path):
@@ -126,7 +127,7 @@ def test_retention_keeps_last_k_and_best(tmp_path):
     run = sp.fit("example", out=tmp_path / "r", max_steps=40,
                  overrides=["trainer.checkpoint_every=5", "trainer.keep_last=2", "trainer.val_every=10",
                             "model.channels=8"])
-    names = [p.name for p in ckpt.list_checkpoints(run.path)]
+    names = [p.name for p in runs.list_checkpoints(run.path)]
     best = json.loads((run.path / "best.json").read_text())["checkpoint"]
     assert names[-2:] == ["step-00000035", "step-00000040"]
     assert best in names and len(names) <= 3

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import sigplex.core as sp
+from sigplex.core import run as runs
 from sigplex.core.api import load_run
 from sigplex.core.plugins import PluginManager
 from sigplex.core.train import checkpoint as ckpt
@@ -107,7 +108,7 @@ def test_serve_and_onnx_agree_with_the_scored_model(pm, bases, tmp_path, kind):
 
 def test_train_norms_trains_and_saves_the_norms(pm, bases, tmp_path):
     run, scored = adapter_run(pm, bases["batch"], tmp_path / "run", KINDS["lora"], **{"adapter.train_norms": True})
-    tensors, meta = ckpt.load_checkpoint_weights(ckpt.pick_checkpoint(run.path))
+    tensors, meta = ckpt.load_checkpoint_weights(runs.pick_checkpoint(run.path))
     saved = set(tensors)
     assert meta["adapter_norms"] == "train"
     assert {"n1.weight", "n1.bias", "n1.running_mean", "n1.running_var", "n2.weight"} <= saved
@@ -131,8 +132,8 @@ def test_resume_is_bitwise_exact(pm, bases, tmp_path, norm, settings):
     adapter_run(pm, bases[norm], tmp_path / "halves", "lora:r=2;conv:dim=4", **overrides,
                 **{"trainer.max_steps": 10})
     sp.fit(None, pm=pm, resume=tmp_path / "halves", max_steps=20)
-    a, _ = ckpt.load_checkpoint_weights(ckpt.pick_checkpoint(straight.path))
-    b, _ = ckpt.load_checkpoint_weights(ckpt.pick_checkpoint(tmp_path / "halves"))
+    a, _ = ckpt.load_checkpoint_weights(runs.pick_checkpoint(straight.path))
+    b, _ = ckpt.load_checkpoint_weights(runs.pick_checkpoint(tmp_path / "halves"))
     assert set(a) == set(b) and any(not k.startswith(("c1.adapter", "c2.adapter", "head.adapter")) for k in a)
     for key in a:
         assert torch.equal(a[key], b[key]), key
@@ -150,13 +151,13 @@ def test_distilled_adapter_student_reloads_as_scored(pm, bases, tmp_path):
 def test_an_old_adapter_run_loads_with_one_warning(pm, bases, tmp_path):
     """Runs saved as sigplex-adapter/1 hold adapter tensors only: they load, with a warning naming the loss."""
     run, _ = adapter_run(pm, bases["batch"], tmp_path / "old", KINDS["lora"])
-    for path in ckpt.list_checkpoints(run.path):  # rewritten as this version's predecessor wrote them
+    for path in runs.list_checkpoints(run.path):  # rewritten as this version's predecessor wrote them
         tensors, meta = ckpt.load_checkpoint_weights(path)
         for key in ("adapter_norms", "adapter_base_keys"):
             meta.pop(key)
         meta["adapter_format"] = "sigplex-adapter/1"
         step = json.loads((path / "meta.json").read_text())["step"]
-        ckpt.save_checkpoint(run.path, step, tensors, ckpt.load_state(path), metadata=meta)
+        runs.save_checkpoint(run.path, step, tensors, ckpt.load_state(path), metadata=meta)
     with pytest.warns(UserWarning, match="saved before adapter runs kept their norm statistics") as caught:
         predictor = load_run(run, pm=pm)
     assert len([w for w in caught if "norm statistics" in str(w.message)]) == 1

@@ -154,15 +154,16 @@ def test_config_refuses_what_the_model_or_data_cannot_use(overrides, match):
 
 @pytest.mark.slow
 def test_lora_adapter_run_stores_only_adapter_weights(run_dir, tmp_path, small):
+    from sigplex.core import run as runs
     from sigplex.core.train import checkpoint as ckpt
 
     out = tmp_path / "lora"
     res = run_cli("train", "--plugin", "brain_seg", "--init-from", run_dir, "--adapter", "lora:r=4",
                   "--max-steps", 1, "--out", out, *small)
     assert res.returncode == 0, res.stderr
-    weights, meta = ckpt.load_checkpoint_weights(ckpt.list_checkpoints(out)[-1])
+    weights, meta = ckpt.load_checkpoint_weights(runs.list_checkpoints(out)[-1])
     assert weights and all(".adapter_lora." in k for k in weights)
-    base, _ = ckpt.load_checkpoint_weights(ckpt.pick_checkpoint(run_dir))
+    base, _ = ckpt.load_checkpoint_weights(runs.pick_checkpoint(run_dir))
     assert sum(v.numel() for v in weights.values()) < 0.2 * sum(v.numel() for v in base.values())
     import sigplex.core as sp
 

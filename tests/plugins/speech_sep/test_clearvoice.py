@@ -12,7 +12,7 @@ import torch
 from sigplex.core.config import resolve_config
 from sigplex.core.errors import UserError
 from sigplex.core.models import create_model
-from sigplex.core.weights import load_base_weights
+from sigplex.core.run import load_base_weights
 from sigplex.plugins.speech_sep import mossformer2  # noqa: F401  (registers the model)
 from sigplex.plugins.speech_sep.clearvoice_weights import checkpoint_sizes, is_clearvoice, load_weights
 from sigplex.plugins.speech_sep.config import SeparationConfig

@@ -94,7 +94,7 @@ def test_export_copies_the_runs_best_checkpoint_and_state(tmp_path):
     """The exporter the recipe names: the best (not the last) checkpoint's weights and the prepared state."""
     from safetensors.torch import load_file
 
-    from sigplex.core.train.checkpoint import save_checkpoint, write_best
+    from sigplex.core.run import save_checkpoint, write_best
 
     run = tmp_path / "run"
     for step in (10, 20):

@@ -1,0 +1,53 @@
+"""Prediction outputs: the suffix check, the files a prediction writes, and writing them.
+
+``platform predict``, batch prediction and ``platform serve`` all go through these, so an output
+is checked and written the same way whichever path made it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .compat import V1TaskAdapter
+from .errors import UserError
+from .task import Prepared
+
+
+def check_suffix(task, output: Path) -> None:
+    """``output`` must end in one of the task's ``output_suffixes`` (when it declares any)."""
+    suffixes = tuple(getattr(task, "output_suffixes", ()) or ())
+    if suffixes and not Path(output).name.lower().endswith(suffixes):
+        raise UserError(f"--output {output}: expected a file name ending in {' or '.join(suffixes)}")
+
+
+def output_files(task, output: Path, prepared: Prepared, source=None) -> list[Path]:
+    """``task.output_files``, passing ``source`` (the input path) when the task's method takes it."""
+    import inspect
+
+    method = task.output_files
+    takes_source = "source" in inspect.signature(method).parameters
+    files = method(output, prepared, source=source) if takes_source else method(output, prepared)
+    return [Path(f) for f in files]
+
+
+def check_outputs(task, output: Path, prepared: Prepared, *, overwrite: bool, source=None) -> list[Path]:
+    """The files a prediction will write to ``output``, after checking the suffix and overwriting."""
+    check_suffix(task, output)
+    files = output_files(task, output, prepared, source if isinstance(source, (str, Path)) else None)
+    if not overwrite:
+        for f in files:
+            if f.exists():
+                raise UserError(f"--output {f}: already exists; choose another path or pass --overwrite")
+    return files
+
+
+def write_outputs(task, result, output: Path, prepared: Prepared, files: list[Path], source=None) -> list[Path]:
+    """Call ``task.write_prediction`` and normalise what it returns to a list of paths."""
+    if isinstance(task, V1TaskAdapter):
+        written = task.write_prediction(result, output, prepared, source=source)
+    else:
+        written = task.write_prediction(result, output, prepared)
+    if written is None:
+        written = [f for f in files if f.exists()]
+    elif isinstance(written, (str, Path)):
+        written = [written]
+    return [Path(p) for p in written]

@@ -1,0 +1,76 @@
+"""The Predictor: a loaded model with its task and fitted state, ready to predict and evaluate.
+
+Loading one (from a run, shipped weights or a weights file) is :mod:`sigplex.core.loading`'s.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .compat import prepare
+from .config import as_overrides, resolve_config
+from .errors import UserError
+from .run import RunDir
+from .task import Prepared
+
+
+class Predictor:
+    """A trained model ready for use: ``predict(x)`` returns the task's natural output.
+
+    ``prepared`` holds the run's completed config and fitted state; ``model`` is the torch module
+    (or an ONNX Runtime stand-in); ``source`` says where the weights came from.
+    """
+
+    def __init__(self, task, prepared: Prepared, model, run: RunDir | None = None, checkpoint: Path | None = None,
+                 plugin: str = "", source: str = ""):
+        self.task, self.prepared, self.model, self.run, self.checkpoint = task, prepared, model, run, checkpoint
+        self.plugin, self.source = plugin, source or (str(checkpoint) if checkpoint else "")
+        self.engine = "torch"
+
+    @property
+    def config(self):
+        return self.prepared.config
+
+    def predict(self, inputs: Any):
+        import torch
+
+        if hasattr(self.model, "eval"):
+            self.model.eval()
+        with torch.no_grad():
+            return self.task.predict(self.model, inputs, self.prepared)
+
+    def predict_many(self, inputs, output_dir: str | Path, *, overwrite: bool = False, hash_paths: bool = False,
+                     progress: bool | None = None):
+        """Predict many inputs (files, folders, globs, manifests) into ``output_dir``; yields one result per input.
+
+        Each result has ``input``, ``outputs``, ``status`` (ok, skipped, failed), ``error``, ``seconds``
+        and ``sha256``; ``output_dir/manifest.jsonl`` records them all (see :mod:`sigplex.core.batch`).
+        """
+        from .batch import predict_many
+
+        inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+        yield from predict_many(self, inputs, output_dir, overwrite=overwrite, hash_paths=hash_paths, progress=progress)
+
+    def evaluate(self, data: str | Path | None = None, split: str = "test", overrides=None) -> dict[str, float]:
+        """Metrics on ``data`` (all of it, with the run's fitted state) or, without data, the run's ``split``."""
+        import torch
+
+        prepared = self.prepared
+        if overrides:
+            cfg = resolve_config(type(prepared.config), config=prepared.config.model_dump(mode="python"),
+                                 overrides=as_overrides(overrides), override_label="--set")
+            prepared = Prepared(config=cfg, state=dict(prepared.state))
+        if data is not None:
+            if not Path(data).exists():
+                raise UserError(f"--data {data}: no such file or folder")
+            dataset = self.task.evaluation_data(Path(data), prepared)
+        else:
+            _, rebuilt = prepare(self.task, prepared.config, self.run.info.get("data") if self.run else None)
+            dataset = rebuilt.split(split) if rebuilt.split(split) is not None else rebuilt.val
+            if dataset is None:
+                raise UserError(f"no {split} split to evaluate on; pass --data")
+            prepared = Prepared(config=prepared.config, state=dict(prepared.state) or rebuilt.state)
+        if hasattr(self.model, "eval"):
+            self.model.eval()
+        with torch.no_grad():
+            return {k: float(v) for k, v in self.task.evaluate(self.model, dataset, prepared).items()}
