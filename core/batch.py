@@ -84,12 +84,12 @@ def _walk(task, folder: Path) -> list[Path]:
         here = Path(root)
         keep = []
         for d in dirs:
-            if task.is_input(here / d) and getattr(task, "input_kind", "file") == "folder":
+            if task.is_input(here / d) and task.input_kind == "folder":
                 found.append(here / d)
             elif not d.startswith("."):
                 keep.append(d)
         dirs[:] = keep
-        if getattr(task, "input_kind", "file") != "folder":
+        if task.input_kind != "folder":
             found += [here / f for f in sorted(files) if not f.startswith(".") and task.is_input(here / f)]
     return found
 
@@ -116,7 +116,7 @@ def expand_inputs(task, args: Iterable[str | Path]) -> list[InputItem]:
         elif path.is_dir() and not task.is_input(path):
             inner = _walk(task, path)
             if not inner:
-                what = "case folders" if getattr(task, "input_kind", "file") == "folder" else \
+                what = "case folders" if task.input_kind == "folder" else \
                     "files ending in " + (" or ".join(task.input_suffixes) or "any suffix")
                 items.append(InputItem(path, f"{path}: holds no inputs for this task (expected {what})"))
             items += [InputItem(p) for p in inner]
@@ -155,13 +155,13 @@ def output_for(task, inp: Path, root: Path, out_dir: Path) -> Path:
     """The output path mirroring ``inp`` under ``out_dir`` (relative to ``root``), with the task's output suffix."""
     rel = inp.resolve().relative_to(root)
     name = rel.name
-    for suffix in sorted(getattr(task, "input_suffixes", ()) or (), key=len, reverse=True):
+    for suffix in sorted(task.input_suffixes, key=len, reverse=True):
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
             break
     else:
         name = name.split(".")[0] if inp.is_file() and "." in name[1:] else name
-    suffixes = getattr(task, "output_suffixes", ()) or ()
+    suffixes = task.output_suffixes
     suffix = suffixes[0] if suffixes else ""
     return out_dir / rel.parent / f"{name}{suffix}"
 
@@ -198,7 +198,7 @@ def model_provenance(predictor) -> dict:
     return {
         "sigplex_version": sigplex_version,
         "plugin": predictor.plugin, "plugin_version": plugin_version,
-        "task": getattr(predictor.task, "name", None),
+        "task": predictor.task.name,
         "model": getattr(getattr(predictor.config, "model", None), "name", None),
         "checkpoint": predictor.source,
         "checkpoint_sha256": sha256_file(weights) if weights is not None and weights.is_file() else None,
@@ -336,11 +336,8 @@ def predict_one(predictor, source: str | Path, output: str | Path, *, overwrite:
 
 
 def _choices(task, prediction) -> dict:
-    """Choices the task made on the input (e.g. which DICOM series), from ``prediction.provenance``."""
-    getter = getattr(task, "prediction_provenance", None)
-    if callable(getter):
-        return dict(getter(prediction) or {})
-    return dict(getattr(prediction, "provenance", None) or {})
+    """Choices the task made on the input (e.g. which DICOM series): ``Task.prediction_provenance``."""
+    return dict(task.prediction_provenance(prediction))
 
 
 def exit_code(results: list[ItemResult]) -> int:

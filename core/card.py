@@ -53,10 +53,9 @@ def build_card(run_dir: Path, *, task=None, model=None, prepared=None) -> dict:
         card["data"]["splits"] = {s: _split_size(getattr(prepared, s)) for s in ("train", "val", "test")
                                   if getattr(prepared, s, None) is not None}
     if task is not None:
-        source = getattr(task, "v1", task)
-        card["intended_use"] = getattr(source, "intended_use", "") or ""
-        card["limitations"] = getattr(source, "limitations", "") or ""
-        card["license"] = {"data": getattr(source, "data_license", "") or "", "weights": "as the run's owner decides",
+        card["intended_use"] = task.card.intended_use
+        card["limitations"] = task.card.limitations
+        card["license"] = {"data": task.card.data_license, "weights": "as the run's owner decides",
                            "code": "Apache-2.0 (sigplex)"}
     previous = run.card
     if previous is not None and task is None:  # regenerating without the task: keep its text

@@ -206,7 +206,7 @@ def _cmd_predict(args) -> int:
               f"(model {getattr(predictor.config.model, 'name', '?')})", file=sys.stderr)
     output = Path(args.output)
     items = expand_inputs(predictor.task, args.input)
-    suffixes = tuple(getattr(predictor.task, "output_suffixes", ()) or ())
+    suffixes = tuple(predictor.task.output_suffixes)
     one = len(args.input) == 1 and len(items) == 1 and not output.is_dir()
     if one and suffixes and output.suffix and not output.name.lower().endswith(suffixes):
         raise UserError(f"--output {output}: expected a file name ending in {' or '.join(suffixes)} "

@@ -1,15 +1,22 @@
-"""Contract v1 compatibility: run a task written before :class:`~sigplex.core.task.Prepared` unchanged.
+"""Older task contracts, kept working for one release: the only module that reads a task with getattr.
 
-A v1 task is recognised by what its ``build_data`` returns (a :class:`DataSplits`), or, for a
-saved run, by ``run.json``'s ``contract``. :class:`V1TaskAdapter` then presents it to the core
-with the v2 signatures. It goes away one release after contract v2.
+* **v1** (before :class:`~sigplex.core.task.Prepared`): recognised by what ``build_data`` returns
+  (a :class:`DataSplits`), or, for a saved run, by ``run.json``'s ``contract``.
+  :class:`V1TaskAdapter` presents it to the core with today's signatures.
+* **v2** (before the Task declared its card, :class:`~sigplex.core.task.StepResult` and one
+  ``output_files`` signature): :func:`upgrade_v2` gives such a task today's members, and
+  :func:`step_result` reads the tuples its ``training_step`` returns. One DeprecationWarning per
+  task class names the replacements.
 """
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 from .errors import notify
-from .task import DataSplits, Prepared, Task
+from .task import DataSplits, Prepared, StepResult, Task, TaskCard
+
+CARD_FIELDS = ("intended_use", "limitations", "data_license")
 
 
 def warn_v1(task) -> None:
@@ -33,6 +40,7 @@ class V1TaskAdapter(Task):
             setattr(self, attr, getattr(cls, attr, getattr(Task, attr, None)))
         self.defaults = dict(getattr(task, "defaults", {}) or {})
         self.output_suffixes = ()
+        self.card = TaskCard(*(str(getattr(task, f, "") or "") for f in CARD_FIELDS))
         warn_v1(task)
 
     def __getattr__(self, name):  # load_weights, infer helpers, ...
@@ -85,6 +93,11 @@ class V1TaskAdapter(Task):
     def move_batch(self, batch, device):
         return self.v1.move_batch(batch, device)
 
+    def load_weights(self, model, weights, source):
+        if self._overrides("load_weights"):
+            return self.v1.load_weights(model, weights, source=source)
+        return super().load_weights(model, weights, source)
+
 
 def prepare(task, config, data):
     """Call ``task.build_data`` and return ``(task, prepared)``; a v1 task comes back wrapped in the adapter."""
@@ -102,3 +115,38 @@ def prepare(task, config, data):
 def is_v1_run(info: dict) -> bool:
     """Runs record the contract they were trained with; runs from before v2 have none."""
     return int(info.get("contract", 1)) < 2
+
+
+def upgrade_v2(task: Task) -> Task:
+    """Give a task written against contract v2 today's members, with one DeprecationWarning naming them."""
+    cls = type(task)
+    found = []
+    legacy_card = [f for f in CARD_FIELDS if isinstance(getattr(cls, f, None), str)]
+    if legacy_card and cls.card == Task.card:
+        task.card = TaskCard(*(getattr(cls, f, "") for f in CARD_FIELDS))
+        found.append(f"{'/'.join(legacy_card)} attributes -> card = TaskCard(intended_use=..., limitations=..., "
+                     "data_license=...)")
+    if "source" not in inspect.signature(task.output_files).parameters:
+        two_arguments = task.output_files
+        task.output_files = lambda output, prepared, source=None: two_arguments(output, prepared)
+        found.append("output_files(output, prepared) -> output_files(output, prepared, source=None)")
+    if found:
+        _warn_v2(cls, found)
+    return task
+
+
+def step_result(out, task) -> StepResult:
+    """What ``training_step`` returned as a :class:`StepResult`; v2's ``(loss, logs[, outputs])`` tuples warn once."""
+    if isinstance(out, StepResult):
+        return out
+    if isinstance(out, tuple):
+        _warn_v2(type(task), ["training_step returning (loss, logs[, outputs]) -> StepResult(loss, metrics, outputs)"])
+        loss, metrics, outputs = tuple(out) + (None,) * (3 - len(out))
+        return StepResult(loss, dict(metrics or {}), outputs)
+    return StepResult(out)
+
+
+def _warn_v2(cls, found: list[str]) -> None:
+    plugin = cls.__module__.split(".")[0]
+    notify(f"plugin {plugin} uses the v2 task contract ({cls.__name__}); it keeps working for one release. "
+           f"Replace: {'; '.join(found)} (see docs/plugin-authoring.md)", DeprecationWarning)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .compat import V1TaskAdapter, is_v1_run
+from .compat import V1TaskAdapter, is_v1_run, upgrade_v2
 from .config import as_overrides, deep_merge, resolve_config, set_dotted
 from .errors import UserError
 from .plugins import PluginManager, get_plugin_manager
@@ -18,11 +18,11 @@ from .taskspec import TaskSpec
 
 
 def built_task(spec: TaskSpec) -> Task:
-    """``spec.load()``, checked to be a sigplex :class:`~sigplex.core.task.Task`."""
+    """``spec.load()``, checked to be a sigplex :class:`~sigplex.core.task.Task` (a v2 task upgraded)."""
     task = spec.load()
     if not isinstance(task, Task):
         raise TypeError(f"{spec.factory} returned {type(task).__name__}, expected a sigplex Task")
-    return task
+    return upgrade_v2(task)
 
 
 def load_task(plugin: str, task: str | None = None, *, config=None, overrides=None, pm: PluginManager | None = None,
@@ -40,7 +40,7 @@ def load_task(plugin: str, task: str | None = None, *, config=None, overrides=No
     task_obj = built_task(spec)
     if v1 and not isinstance(task_obj, V1TaskAdapter):
         task_obj = V1TaskAdapter(task_obj)
-    base = dict(getattr(task_obj, "defaults", {}) or {})
+    base = dict(task_obj.defaults)
     if weights is not None:
         base = deep_merge(base, implied_settings(task_obj, weights, weights_state))
     cfg = resolve_config(task_obj.config_class, base=base, config=config,
@@ -61,13 +61,12 @@ def implied_settings(task, source: str | Path, weights: dict | None = None) -> d
     """
     from .fileio import load_weights_file
 
-    hook = getattr(task, "weights_config", None)
-    if hook is None or not is_weights_file(source):
-        return {}
+    if type(task).weights_config is Task.weights_config or not is_weights_file(source):
+        return {}  # the task reads no settings from weights files: do not read the file for nothing
     tree: dict = {}
     if weights is None:
         weights = load_weights_file(source)
-    for key, value in (hook(weights, source=str(source)) or {}).items():
+    for key, value in task.weights_config(weights, source=str(source)).items():
         set_dotted(tree, key.split("."), value)
     return tree
 
@@ -108,7 +107,7 @@ def load_pretrained(plugin: str, task: str | None = None, *, device: str = "cpu"
     pm = pm or get_plugin_manager()
     spec = pm.task(plugin, task)
     task_obj = built_task(spec)
-    shipped = getattr(task_obj, "pretrained", None)
+    shipped = task_obj.pretrained
     if shipped is None:
         raise UserError(f"--plugin {plugin}: task {spec.name!r} ships no pretrained weights; pass --checkpoint RUN_DIR")
     overrides = as_overrides(overrides) + as_overrides(dict(shipped.overrides))
@@ -190,7 +189,7 @@ def export_predictor(predictor: Predictor, format: str, output: Path, *, overwri
     from .exporter import export_model
 
     example = predictor.task.example_input(predictor.prepared)
-    axes = predictor.task.export_axes(predictor.prepared) if hasattr(predictor.task, "export_axes") else None
+    axes = predictor.task.export_axes(predictor.prepared)
     meta = {f"sigplex.{k}": v for k, v in model_provenance(predictor).items() if v is not None}
     return export_model(predictor.model, example, format=format, output=Path(output), overwrite=overwrite,
                         check=check, dynamic_axes=axes, metadata=meta)

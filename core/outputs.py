@@ -14,19 +14,14 @@ from .task import Prepared
 
 def check_suffix(task, output: Path) -> None:
     """``output`` must end in one of the task's ``output_suffixes`` (when it declares any)."""
-    suffixes = tuple(getattr(task, "output_suffixes", ()) or ())
+    suffixes = tuple(task.output_suffixes)
     if suffixes and not Path(output).name.lower().endswith(suffixes):
         raise UserError(f"--output {output}: expected a file name ending in {' or '.join(suffixes)}")
 
 
 def output_files(task, output: Path, prepared: Prepared, source=None) -> list[Path]:
-    """``task.output_files``, passing ``source`` (the input path) when the task's method takes it."""
-    import inspect
-
-    method = task.output_files
-    takes_source = "source" in inspect.signature(method).parameters
-    files = method(output, prepared, source=source) if takes_source else method(output, prepared)
-    return [Path(f) for f in files]
+    """``task.output_files`` as paths (``source``: the input path, when known)."""
+    return [Path(f) for f in task.output_files(output, prepared, source=source)]
 
 
 def check_outputs(task, output: Path, prepared: Prepared, *, overwrite: bool, source=None) -> list[Path]:

@@ -277,9 +277,7 @@ def load_base_weights(task, model, source: str | Path, what: str = "--init-from"
 
     ``weights``: the state dict of the weights file ``source``, when the caller has read it already.
     """
-    from .weights import load_into
-
-    load_into(task, model, read_base_weights(source, what) if weights is None else weights, source)
+    task.load_weights(model, read_base_weights(source, what) if weights is None else weights, source=str(source))
 
 
 def ready_model(task, prepared, source: str | Path, *, device: str = "cpu", merge: bool = False,

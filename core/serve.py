@@ -95,7 +95,7 @@ class Service:
         task, prepared = self.predictor.task, self.predictor.prepared
         with tempfile.TemporaryDirectory(prefix="sigplex-serve-") as tmp:
             tmp = Path(tmp)
-            if len(files) == 1 and getattr(task, "input_kind", "file") != "folder":
+            if len(files) == 1 and task.input_kind != "folder":
                 source = tmp / _safe_name(files[0][0], "input")
                 source.write_bytes(files[0][1])
             else:
@@ -103,7 +103,7 @@ class Service:
                 source.mkdir()
                 for i, (name, data) in enumerate(files):
                     (source / _safe_name(name, f"part{i}")).write_bytes(data)
-            suffixes = tuple(getattr(task, "output_suffixes", ()) or ())
+            suffixes = tuple(task.output_suffixes)
             output = tmp / "out" / f"prediction{suffixes[0] if suffixes else ''}"
             written_expected = check_outputs(task, output, prepared, overwrite=True, source=source)
             result = self.predictor.predict(source)
@@ -191,7 +191,7 @@ def create_app(predictor, *, token: str | None = None, max_body_mb: float = 100.
     @app.get("/health")
     async def health():
         p = service.predictor
-        return {"status": "ok", "plugin": p.plugin, "task": getattr(p.task, "name", None),
+        return {"status": "ok", "plugin": p.plugin, "task": p.task.name,
                 "model": getattr(getattr(p.config, "model", None), "name", None), "engine": getattr(p, "engine", "torch"),
                 "pending": service.pending, "served": service.served}
 
@@ -270,6 +270,6 @@ def serve(checkpoint=None, *, plugin: str | None = None, task: str | None = None
     card = (predictor.run.card if predictor.run is not None else None) or {}
     app = create_app(predictor, token=token, max_body_mb=max_body_mb, timeout_s=timeout_s, queue_size=queue_size,
                      card=card)
-    print(f"serving {predictor.plugin}/{getattr(predictor.task, 'name', '')} on http://{host}:{port} "
+    print(f"serving {predictor.plugin}/{predictor.task.name} on http://{host}:{port} "
           f"(engine {engine}, token {'on' if token else 'off'})", flush=True)
     uvicorn.run(app, host=host, port=int(port), log_level="warning", access_log=False)

@@ -31,7 +31,7 @@ from .errors import UserError
 from .run import STATE_JSON, STATE_TENSORS
 from .taskspec import TaskSpec, import_factory, install_hint, missing_modules  # noqa: F401 -- their public home was here
 
-CONTRACT_VERSION = 2
+CONTRACT_VERSION = 3
 
 
 # --- what build_data returns ------------------------------------------------------------
@@ -150,8 +150,35 @@ class Pretrained:
         return load_state(self._resource(self.state)) if self.state else {}
 
 
+@dataclass(frozen=True)
+class TaskCard:
+    """The model-card text of a task, kept apart from its code (as MONAI bundles and Hugging Face cards do).
+
+    >>> TaskCard(intended_use="Research on EEG decoding.", limitations="Not for diagnosis.").limitations
+    'Not for diagnosis.'
+    """
+
+    intended_use: str = ""
+    limitations: str = ""
+    data_license: str = ""
+
+
+@dataclass
+class StepResult:
+    """What :meth:`Task.training_step` returns when a bare loss tensor is not enough.
+
+    ``metrics`` are scalars the core logs beside the loss (averaged over the logging window);
+    ``outputs`` are the model outputs of the batch, which distillation matches against the
+    teacher's instead of calling :meth:`Task.distill_outputs` again.
+    """
+
+    loss: Any
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    outputs: Any = None
+
+
 class Task:
-    """Base class of every task (contract v2); subclass and override. Class attributes:
+    """Base class of every task (contract v3); subclass and override. Class attributes:
 
     * ``name`` — the task's name (matches its TaskSpec).
     * ``config_class`` — a :class:`~sigplex.core.config.TaskConfig` subclass; its field defaults are the task's defaults.
@@ -162,9 +189,11 @@ class Task:
     * ``input_kind`` / ``input_suffixes`` — what one input of ``predict`` is: a ``"file"`` with one
       of the suffixes, or a ``"folder"`` (e.g. one case). Batch prediction expands folders with it.
     * ``output_suffixes`` — suffixes ``--output`` may have; the first names batch outputs.
-    * ``intended_use`` / ``limitations`` / ``data_license`` — honest text for the model card.
+    * ``card`` — a :class:`TaskCard`: honest text for the model card (intended use, limitations, data licence).
     * ``pretrained`` — a :class:`Pretrained` the package ships, or None.
     * ``distill_loss`` — how a student matches a teacher: ``"kl"`` (logits) or ``"mse"`` (outputs).
+    * ``defaults`` — config values beneath the config class's defaults (nested dict; rarely needed).
+    * ``contract`` — the task contract the class is written against (the core records it with each run).
     """
 
     name: ClassVar[str] = "task"
@@ -176,11 +205,11 @@ class Task:
     input_kind: ClassVar[str] = "file"
     input_suffixes: ClassVar[tuple[str, ...]] = ()
     output_suffixes: ClassVar[tuple[str, ...]] = ()
-    intended_use: ClassVar[str] = ""
-    limitations: ClassVar[str] = ""
-    data_license: ClassVar[str] = ""
+    card: ClassVar[TaskCard] = TaskCard()
     pretrained: ClassVar[Pretrained | None] = None
     distill_loss: ClassVar[str] = "kl"
+    defaults: ClassVar[Mapping[str, Any]] = {}
+    contract: ClassVar[int] = CONTRACT_VERSION
 
     # --- building -------------------------------------------------------------------
     def build_data(self, config, data: Path | None) -> Prepared:
@@ -213,7 +242,10 @@ class Task:
 
     # --- training -------------------------------------------------------------------
     def training_step(self, model, batch, prepared: Prepared):
-        """Return the loss tensor, or ``(loss, {name: float})`` to log extra scalars. ``batch`` is on the device."""
+        """Return the loss tensor, or a :class:`StepResult` to log scalars or hand distillation the outputs.
+
+        ``batch`` is on the device; the core has set train mode.
+        """
         raise NotImplementedError
 
     def evaluate(self, model, dataset, prepared: Prepared) -> dict[str, float]:
@@ -255,8 +287,7 @@ class Task:
     def output_files(self, output: Path, prepared: Prepared, source: Path | None = None) -> list[Path]:
         """The files :meth:`write_prediction` will write for ``output`` (default: just ``output``).
 
-        ``source`` is the input they come from, when known (e.g. a DICOM study adds a SEG file);
-        an override may leave the parameter out.
+        ``source`` is the input they come from, when known (e.g. a DICOM study adds a SEG file).
 
         The core checks them all for overwrite before predicting and records provenance for each.
         """
@@ -294,6 +325,28 @@ class Task:
     def move_batch(self, batch, device):
         """Move a batch to ``device`` (tensors in nested dicts/lists/tuples)."""
         return move_to(batch, device)
+
+    # --- weights and provenance -------------------------------------------------------
+    def load_weights(self, model, weights: dict, source: str) -> None:
+        """Put full base weights into ``model`` (default: strictly); override to map a foreign layout."""
+        from .weights import load_state_strict
+
+        load_state_strict(model, weights, source)
+
+    def weights_config(self, weights: dict, source: str) -> dict[str, Any]:
+        """Dotted config values a bare weights file implies (e.g. a foreign checkpoint's sizes; default: none)."""
+        return {}
+
+    def prediction_provenance(self, prediction) -> dict[str, Any]:
+        """Choices a prediction records in its provenance sidecar (default: its ``provenance`` attribute, if any)."""
+        return dict(getattr(prediction, "provenance", None) or {})
+
+    def sample_inputs(self, prepared: Prepared, folder: Path) -> list[Path]:
+        """Write one or more valid inputs of :meth:`predict` into ``folder``; return their paths (default: none).
+
+        The core builds hostile-input variants, self-checks and probes from them.
+        """
+        return []
 
 
 def move_to(obj, device):

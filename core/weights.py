@@ -1,20 +1,11 @@
-"""Putting a state dict into a model: strictly, or through the task's own mapping of a foreign layout.
+"""Putting a state dict into a model strictly, with one-line errors naming the file and the keys.
 
 Where the weights come from (a run, a checkpoint folder, a weights file) is :mod:`sigplex.core.run`'s;
-a task may map a foreign layout with ``load_weights(model, weights, source=...)``.
+a task maps a foreign layout in its ``Task.load_weights``, whose default calls this.
 """
 from __future__ import annotations
 
 from .errors import UserError
-
-
-def load_into(task, model, weights: dict, source) -> None:
-    """Load full weights into ``model``: the task's ``load_weights`` hook if it has one, else strictly."""
-    loader = getattr(task, "load_weights", None)
-    if loader is not None:
-        loader(model, weights, source=str(source))
-        return
-    load_state_strict(model, weights, source)
 
 
 def load_state_strict(model, weights: dict, source, what: str = "the model") -> None:

@@ -130,3 +130,12 @@ def test_run_file_names_are_spelled_in_core_run_only():
                if path != ROOT / "core" / "run.py"
                for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
     assert spelled == []
+
+
+def test_the_core_reads_a_task_directly():
+    """Every member the core reads is declared on Task; only the compatibility module probes with getattr."""
+    pattern = re.compile(r"getattr\((task|self\.task|predictor\.task|p\.task|task_obj|source)\b")
+    probing = [f"{path.relative_to(ROOT)}:{number}" for name, path in modules().items()
+               if name.startswith("sigplex.core") and path.name != "compat.py"
+               for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert probing == []

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from .. import run as runs
 from ..card import write_card
-from ..compat import V1TaskAdapter, prepare
+from ..compat import V1TaskAdapter, prepare, step_result
 from ..config import config_differences, config_to_yaml
 from ..device import machine, resolve_device
 from ..errors import UserError
 from ..figures import metric_curves
-from ..task import CONTRACT_VERSION, save_state
+from ..task import save_state
 from . import checkpoint as ckpt
 from .callbacks import Callback
 from .distributed import (
@@ -186,7 +186,7 @@ class Trainer:
             if not isinstance(self.task, V1TaskAdapter):
                 save_state(self.prepared.state, self.run_dir)
             run.write_info(
-                {**self.run_info, "contract": getattr(self.task, "contract", CONTRACT_VERSION), "machine": machine(),
+                {**self.run_info, "contract": self.task.contract, "machine": machine(),
                  "adapter": self.adapter, "init_from": str(self.init_from) if self.init_from else None,
                  "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
         barrier(self.dist)
@@ -232,7 +232,7 @@ class Trainer:
                                              rank=self.dist.rank, world_size=self.dist.world_size)
         prepared = self.prepared
         items = (SeededItems(train, lambda seed: self.task.seed_item(seed, prepared))
-                 if getattr(self.task, "random_items", True) else IndexedItems(train))
+                 if self.task.random_items else IndexedItems(train))
         return DataLoader(items, batch_sampler=self.sampler, collate_fn=self.task.collate,
                           num_workers=tcfg.num_workers, generator=torch.Generator().manual_seed(tcfg.seed),
                           pin_memory=self.device.type == "cuda")
@@ -290,10 +290,8 @@ class Trainer:
         sync = (contextlib.nullcontext() if (boundary or not self.dist.enabled) else self.ddp.no_sync())
         with sync:
             with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-                out = self.task.training_step(self.train_view, batch, self.prepared)
-                loss, extra, outputs = (tuple(out) + (None,) * (3 - len(out)) if isinstance(out, tuple)
-                                        else (out, {}, None))
-                extra = dict(extra or {})
+                step = step_result(self.task.training_step(self.train_view, batch, self.prepared), self.task)
+                loss, extra, outputs = step.loss, dict(step.metrics), step.outputs
                 if self.teacher is not None:
                     loss = self._distill(batch, loss, outputs, extra)
             if not torch.isfinite(loss.detach()):
@@ -317,7 +315,7 @@ class Trainer:
         from .distill import distill_loss
 
         d = self.config.distill
-        kind = d.kind if d.kind != "auto" else getattr(self.task, "distill_loss", "kl")
+        kind = d.kind if d.kind != "auto" else self.task.distill_loss
         if student_outputs is None:
             student_outputs = self.task.distill_outputs(self.train_view, batch, self.prepared)
         with torch.no_grad():

@@ -21,7 +21,7 @@ import torch
 
 from sigplex.core.errors import UserError
 from sigplex.core.models import create_model
-from sigplex.core.task import Prepared, Task
+from sigplex.core.task import Prepared, Task, TaskCard
 from sigplex.core.weights import load_state_strict
 
 from .config import PRESETS, BrainSegConfig
@@ -51,25 +51,25 @@ class BrainSegTask(Task):
     input_suffixes = (".nii.gz", ".nii")
     output_suffixes = (".nii.gz",)
     distill_loss = "mse"
-    intended_use = (
-        "Research on 3D brain-tumour segmentation: tumour core, whole tumour and enhancing tumour in "
-        "co-registered, skull-stripped T1/T1ce/T2/FLAIR MRI of BraTS style, from NIfTI or DICOM studies (results "
-        "as NIfTI and DICOM SEG). Not a medical device; not for diagnosis or treatment decisions.")
-    limitations = (
-        "Without --data the model is trained only on synthetic phantom volumes that sigplex generates (an "
-        "ellipsoidal head with a simple tumour, bias field and noise; no real anatomy or scanner physics): such "
-        "a model and its Dice scores say nothing about real scans. Even trained on BraTS it reflects BraTS's "
-        "sites, scanners and pre-processing (skull-stripped, 1 mm isotropic, co-registered); other data need "
-        "their own validation. NIfTI inputs off the run's spacing (the training cases' median voxel size, 1 mm "
-        "for BraTS) are predicted at that spacing in their own axis order and the labels resampled back (no "
-        "reorientation); DICOM studies are resampled to that spacing in RAS and combined "
-        "by their DICOM geometry only (no registration, no skull stripping, no bias correction), so a patient who "
-        "moved between series or an unstripped head degrades the result. Series are chosen by description rules "
-        "that a site must check against its own naming. Labels are written on the input's (reference series') grid.")
-    data_license = (
-        "Default data: synthetic phantoms generated at run time (no patient data). With --data, the terms of "
-        "that data apply (BraTS: the challenge's data-use terms and citation requirements; Medical "
-        "Segmentation Decathlon Task01: CC BY-SA 4.0).")
+    card = TaskCard(
+        intended_use="Research on 3D brain-tumour segmentation: tumour core, whole tumour and enhancing tumour in "
+                     "co-registered, skull-stripped T1/T1ce/T2/FLAIR MRI of BraTS style, from NIfTI or DICOM studies "
+                     "(results as NIfTI and DICOM SEG). Not a medical device; not for diagnosis or treatment "
+                     "decisions.",
+        limitations="Without --data the model is trained only on synthetic phantom volumes that sigplex generates (an "
+                    "ellipsoidal head with a simple tumour, bias field and noise; no real anatomy or scanner physics): "
+                    "such a model and its Dice scores say nothing about real scans. Even trained on BraTS it reflects "
+                    "BraTS's sites, scanners and pre-processing (skull-stripped, 1 mm isotropic, co-registered); other "
+                    "data need their own validation. NIfTI inputs off the run's spacing (the training cases' median "
+                    "voxel size, 1 mm for BraTS) are predicted at that spacing in their own axis order and the labels "
+                    "resampled back (no reorientation); DICOM studies are resampled to that spacing in RAS and "
+                    "combined by their DICOM geometry only (no registration, no skull stripping, no bias correction), "
+                    "so a patient who moved between series or an unstripped head degrades the result. Series are "
+                    "chosen by description rules that a site must check against its own naming. Labels are written on "
+                    "the input's (reference series') grid.",
+        data_license="Default data: synthetic phantoms generated at run time (no patient data). With --data, the terms "
+                     "of that data apply (BraTS: the challenge's data-use terms and citation requirements; Medical "
+                     "Segmentation Decathlon Task01: CC BY-SA 4.0).")
 
     # --- building ---------------------------------------------------------------------
     def build_model(self, config):

@@ -19,7 +19,7 @@ from sigplex.core.errors import UserError
 from sigplex.core.fileio import atomic_path
 from sigplex.core.infer import run_batched
 from sigplex.core.models import create_model
-from sigplex.core.task import Prepared, Task
+from sigplex.core.task import Prepared, Task, TaskCard
 from sigplex.datasets.eeg import EXTENSIONS
 
 from . import metrics as M
@@ -39,9 +39,7 @@ class _EEGTask(Task):
     balanced_loss = False  # weight the loss by inverse class frequency (prepared.state["class_weights"])
     input_suffixes = EXTENSIONS
     output_suffixes = (".csv",)
-    data_license = LICENSE
 
-    # --- building -------------------------------------------------------------------
     def build_model(self, config):
         d, m = config.data, config.model.model_dump()
         if d.channels is None:
@@ -152,11 +150,12 @@ class MotorImageryTask(_EEGTask):
         "quick": {"trainer": {"max_steps": 60, "val_every": 30, "checkpoint_every": 30},
                   "data": {"sim_subjects": 3, "sim_trials": 20}},
     }
-    intended_use = ("Research on EEG motor-imagery decoding (which imagined movement) from epochs after cue "
-                    "events; a baseline for brain-computer-interface experiments.")
-    limitations = ("The default model is trained on simulated recordings (dipoles in a sphere head model), not on "
-                   "real EEG: it demonstrates the pipeline and is not a validated decoder. Not a medical device; "
-                   "accuracy varies widely across people and sessions, so evaluate on held-out subjects.")
+    card = TaskCard(
+        intended_use="Research on EEG motor-imagery decoding (which imagined movement) from epochs after cue "
+                     "events; a baseline for brain-computer-interface experiments.",
+        limitations="The default model is trained on simulated recordings (dipoles in a sphere head model), not on real "
+                    "EEG: it demonstrates the pipeline and is not a validated decoder. Not a medical device; accuracy "
+                    "varies widely across people and sessions, so evaluate on held-out subjects.", data_license=LICENSE)
 
     def default_root(self, config):
         from sigplex.datasets.eeg.simulate import simulate_motor_imagery
@@ -177,10 +176,11 @@ class SeizureTask(_EEGTask):
     balanced_loss = True
     config_class = SeizureConfig
     monitor, monitor_mode = "auroc", "max"
-    intended_use = "Research on EEG seizure detection: a seizure probability for every sliding window of a recording."
-    limitations = ("The default model is trained on simulated spike-wave discharges, not on clinical EEG: it is "
-                   "not a diagnostic tool and must not be used for patient care. Alarm rates depend on "
-                   "data.threshold and on artefacts absent from the simulation.")
+    card = TaskCard(
+        intended_use="Research on EEG seizure detection: a seizure probability for every sliding window of a recording.",
+        limitations="The default model is trained on simulated spike-wave discharges, not on clinical EEG: it is "
+                    "not a diagnostic tool and must not be used for patient care. Alarm rates depend on "
+                    "data.threshold and on artefacts absent from the simulation.", data_license=LICENSE)
 
     def default_root(self, config):
         from sigplex.datasets.eeg.simulate import simulate_seizures

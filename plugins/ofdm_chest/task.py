@@ -22,7 +22,7 @@ from sigplex.core.fileio import atomic_path
 from sigplex.core.infer import run_batched
 from sigplex.core.models import create_model
 from sigplex.core.splits import seeded_split
-from sigplex.core.task import Prepared, Pretrained, Task
+from sigplex.core.task import Prepared, Pretrained, Task, TaskCard
 from sigplex.datasets.ofdm import ArrayOFDM, OnTheFlyOFDM, cached_set, to_item
 
 from .config import ChestConfig, conditions_of, grid_of, uses_priors
@@ -55,18 +55,20 @@ class ChestTask(Task):
     input_suffixes = (".npz", ".mat")
     output_suffixes = (".npz",)
     distill_loss = "mse"
-    intended_use = ("Research on pilot-based OFDM channel estimation: the full time-frequency channel of a "
-                    "single-antenna resource grid (default 120 subcarriers x 14 symbols, 30 kHz, pilots on every "
-                    "10th subcarrier of symbols 2 and 11) from LS estimates at the pilots and, for AdaFortiTran, "
-                    "the SNR, delay spread and Doppler of each grid.")
-    limitations = ("Trained and evaluated on simulated 3GPP TR 38.901 channels (sionna; TDL-A unless data.models "
-                   "says otherwise) over SNR 0-30 dB, delay spread 50-350 ns, Doppler 200-1400 Hz: outside "
-                   "these ranges, on other channel models, grids or pilot patterns, or on measured channels it "
-                   "is untested. AdaFortiTran needs the priors; wrong priors degrade it. It stays 1.8-2.4 dB "
-                   "above the genie LMMSE bound and is level with or behind the fixed LMMSE from 600 Hz "
-                   "Doppler and 200 ns delay spread (docs/plugins/ofdm_chest.md).")
-    data_license = ("Default: channels simulated with sionna (Apache-2.0) on the fly; no recorded data. With "
-                    "--data, the licence of the given files applies.")
+    card = TaskCard(
+        intended_use="Research on pilot-based OFDM channel estimation: the full time-frequency channel of a "
+                     "single-antenna resource grid (default 120 subcarriers x 14 symbols, 30 kHz, pilots on every "
+                     "10th subcarrier of symbols 2 and 11) from LS estimates at the pilots and, for AdaFortiTran, "
+                     "the SNR, delay spread and Doppler of each grid.",
+        limitations="Trained and evaluated on simulated 3GPP TR 38.901 channels (sionna; TDL-A unless data.models "
+                    "says otherwise) over SNR 0-30 dB, delay spread 50-350 ns, Doppler 200-1400 Hz: outside "
+                    "these ranges, on other channel models, grids or pilot patterns, or on measured channels it "
+                    "is untested. AdaFortiTran needs the priors; wrong priors degrade it. It stays 1.8-2.4 dB "
+                    "above the genie LMMSE bound and is level with or behind the fixed LMMSE from 600 Hz "
+                    "Doppler and 200 ns delay spread (docs/plugins/ofdm_chest.md).",
+        data_license="Default: channels simulated with sionna (Apache-2.0) on the fly; no recorded data. With "
+                     "--data, the licence of the given files applies.",
+    )
     pretrained = Pretrained(
         weights=f"sigplex.plugins.ofdm_chest:{RELATIVE_PATH}", preset="cpu60",
         description="AdaFortiTran, default size, trained 60 minutes on 2 CPU cores (7139 steps of 16 fresh TDL-A "

@@ -18,7 +18,7 @@ import torch
 from sigplex.core.fileio import atomic_path
 from sigplex.core.infer import run_batched
 from sigplex.core.models import create_model, model_entry
-from sigplex.core.task import Prepared, Task
+from sigplex.core.task import Prepared, StepResult, Task, TaskCard
 
 from . import metrics as M
 from .config import ClassifyConfig
@@ -41,18 +41,20 @@ class ClassifyTask(Task):
         "long": {"trainer": {"max_steps": 1_000_000, "max_epochs": 60, "batch_size": 256, "val_every": 1000,
                              "checkpoint_every": 1000}, "data": {"train_per": 800, "val_per": 100, "test_per": 100}},
     }
-    intended_use = ("Research and teaching on automatic modulation recognition: which of the RadioML 2016.10A "
-                    "modulations (or a RadioML file's classes) a short baseband IQ capture carries, with "
-                    "per-frame class probabilities.")
-    limitations = ("The default model is trained on synthetic frames (random bits and band-limited noise as the "
-                   "audio source, simple Rayleigh multipath, uniform carrier and sample-rate offsets); real "
-                   "captures differ in source statistics, hardware impairments and channel, so accuracy on "
-                   "them is unknown until measured. Frames are scaled to unit power, so absolute level carries "
-                   "no information. Below about -6 dB SNR every model is close to guessing, and analog "
-                   "classes in audio pauses (AM-DSB vs WBFM) are ambiguous at any SNR. Not for spectrum "
-                   "enforcement or safety decisions.")
-    data_license = ("Default data: generated on the fly, no licence restrictions. RadioML 2016.10A/B and "
-                    "2018.01A (DeepSig) are CC BY-NC-SA 4.0: a model trained on them inherits that licence.")
+    card = TaskCard(
+        intended_use="Research and teaching on automatic modulation recognition: which of the RadioML 2016.10A "
+                     "modulations (or a RadioML file's classes) a short baseband IQ capture carries, with "
+                     "per-frame class probabilities.",
+        limitations="The default model is trained on synthetic frames (random bits and band-limited noise as the "
+                    "audio source, simple Rayleigh multipath, uniform carrier and sample-rate offsets); real "
+                    "captures differ in source statistics, hardware impairments and channel, so accuracy on "
+                    "them is unknown until measured. Frames are scaled to unit power, so absolute level carries "
+                    "no information. Below about -6 dB SNR every model is close to guessing, and analog "
+                    "classes in audio pauses (AM-DSB vs WBFM) are ambiguous at any SNR. Not for spectrum "
+                    "enforcement or safety decisions.",
+        data_license="Default data: generated on the fly, no licence restrictions. RadioML 2016.10A/B and "
+                     "2018.01A (DeepSig) are CC BY-NC-SA 4.0: a model trained on them inherits that licence.",
+    )
 
     # --- building -------------------------------------------------------------------
     def build_model(self, config):
@@ -80,7 +82,7 @@ class ClassifyTask(Task):
         logits = model(batch["x"])
         loss = torch.nn.functional.cross_entropy(logits.float(), batch["y"])
         # the logits double as what a distilled student matches (no second forward pass)
-        return loss, {"acc": float((logits.argmax(1) == batch["y"]).float().mean())}, logits
+        return StepResult(loss, {"acc": float((logits.argmax(1) == batch["y"]).float().mean())}, outputs=logits)
 
     def distill_outputs(self, model, batch, prepared):
         return model(batch["x"])  # the teacher's logits: the core matches them with temperature-scaled KL

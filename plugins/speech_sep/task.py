@@ -19,7 +19,7 @@ import torch
 
 from sigplex.core.errors import UserError
 from sigplex.core.models import create_model
-from sigplex.core.task import Prepared, Pretrained, Task
+from sigplex.core.task import Prepared, Pretrained, StepResult, Task, TaskCard
 from sigplex.datasets.audio import SeparationDataset, write_audio
 
 from .clearvoice_weights import checkpoint_sizes, is_clearvoice, load_weights
@@ -42,23 +42,25 @@ class SeparationTask(Task):
     input_suffixes = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")
     output_suffixes = (".wav",)
     distill_loss = "mse"
-    intended_use = ("Separating a recording of overlapping talkers into one waveform per talker (research, "
-                    "pre-processing for transcription); any length (chunk by chunk), any sample rate (resampled to "
-                    "the model's and back), several channels downmixed to mono.")
-    limitations = ("The shipped model (used when predict gets no --checkpoint) is small (0.2M parameters, 8 kHz) and "
-                   "was trained for about 45 minutes on 2 CPU cores, on synthetic voices and five recorded "
-                   "telephone-prompt voices: on real two-talker mixtures of held-out human voices it gains only "
-                   "2.4 dB SI-SDRi at equal levels and none when one talker is 5 dB louder (docs/plugins/"
-                   "speech_sep.md), far below models trained on LibriMix or "
-                   "WSJ0-2mix; for real recordings prefer a ClearerVoice-Studio checkpoint or train on real mixtures "
-                   "with --data. It always outputs model.num_spks waveforms, whatever the number of talkers (see "
-                   "silent_outputs in the sidecars); speaker order is arbitrary.")
-    data_license = ("The embedded corpus is synthetic speech generated with espeak-ng and flite (speech_sep/data/"
-                    "make_corpus.py). The shipped model was also trained on recorded Asterisk voice prompts from "
-                    "Debian packages (data/make_real_voices.py): fr_CA June, it_IT Carlo and ru_RU IvrvoiceRU "
-                    "(CC BY-SA 3.0), Colombian Spanish prompts (GPL-2) and Armelle Desjardins' French prompts "
-                    "(BSD-style). A model trained on --data inherits that dataset's licence (e.g. LibriMix: CC BY 4.0; "
-                    "WSJ0: LDC licence).")
+    card = TaskCard(
+        intended_use="Separating a recording of overlapping talkers into one waveform per talker (research, "
+                     "pre-processing for transcription); any length (chunk by chunk), any sample rate (resampled to "
+                     "the model's and back), several channels downmixed to mono.",
+        limitations="The shipped model (used when predict gets no --checkpoint) is small (0.2M parameters, 8 kHz) and "
+                    "was trained for about 45 minutes on 2 CPU cores, on synthetic voices and five recorded "
+                    "telephone-prompt voices: on real two-talker mixtures of held-out human voices it gains only "
+                    "2.4 dB SI-SDRi at equal levels and none when one talker is 5 dB louder (docs/plugins/"
+                    "speech_sep.md), far below models trained on LibriMix or "
+                    "WSJ0-2mix; for real recordings prefer a ClearerVoice-Studio checkpoint or train on real mixtures "
+                    "with --data. It always outputs model.num_spks waveforms, whatever the number of talkers (see "
+                    "silent_outputs in the sidecars); speaker order is arbitrary.",
+        data_license="The embedded corpus is synthetic speech generated with espeak-ng and flite (speech_sep/data/"
+                     "make_corpus.py). The shipped model was also trained on recorded Asterisk voice prompts from "
+                     "Debian packages (data/make_real_voices.py): fr_CA June, it_IT Carlo and ru_RU IvrvoiceRU "
+                     "(CC BY-SA 3.0), Colombian Spanish prompts (GPL-2) and Armelle Desjardins' French prompts "
+                     "(BSD-style). A model trained on --data inherits that dataset's licence (e.g. LibriMix: CC BY 4.0; "
+                     "WSJ0: LDC licence).",
+    )
     pretrained = Pretrained(
         weights=f"sigplex.plugins.speech_sep:{RELATIVE_PATH}", preset="widened",
         state=f"sigplex.plugins.speech_sep:{STATE_PATH}",
@@ -95,7 +97,7 @@ class SeparationTask(Task):
     # --- training and evaluation ----------------------------------------------------
     def training_step(self, model, batch, prepared):
         loss = PITLossWrapper(pairwise_neg_sisdr)(model(batch["mix"]).float(), batch["sources"].float())
-        return loss, {"si_sdr": -float(loss.detach())}
+        return StepResult(loss, {"si_sdr": -float(loss.detach())})
 
     def distill_outputs(self, model, batch, prepared):
         return model(batch["mix"])

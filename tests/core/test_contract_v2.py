@@ -36,6 +36,25 @@ def test_a_v2_run_trains_scores_and_records_its_card(run):
         assert "accuracy" in next(csv.reader(fh))  # the logs training_step returned
 
 
+def test_the_v2_task_warns_once_per_replacement_and_keeps_working(monkeypatch):
+    from sigplex.core import errors
+    from sigplex.core.loading import load_task
+    from sigplex.core.task import StepResult
+
+    monkeypatch.setattr(errors, "_SEEN", set())  # each notice is given once per process; earlier tests gave it
+
+    with pytest.warns(DeprecationWarning, match=r"v2 task contract.*card = TaskCard.*output_files\(output, prepared, "
+                                                r"source=None\)"):
+        _, task, cfg = load_task("v2demo")
+    assert task.card.intended_use == "A test fixture of the v2 task contract."
+    assert task.output_files("out.csv", None, source="in.npy") == ["out.csv"]
+    from sigplex.core.compat import step_result
+
+    with pytest.warns(DeprecationWarning, match=r"training_step returning \(loss, logs\[, outputs\]\) -> StepResult"):
+        step = step_result((1.0, {"accuracy": 0.5}), task)
+    assert step == StepResult(1.0, {"accuracy": 0.5}, None)
+
+
 def test_a_v2_run_predicts_and_exports(run, tmp_path):
     x = np.sin(np.arange(64) * 2 * np.pi * 7 / 64).astype(np.float32)[None]
     np.save(tmp_path / "x.npy", x)

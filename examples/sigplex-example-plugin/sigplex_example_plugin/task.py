@@ -5,17 +5,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from pydantic import Field
 
 from sigplex.core.config import Section, TaskConfig, TrainerConfig
 from sigplex.core.errors import UserError
-from sigplex.core.fileio import atomic_path
 from sigplex.core.figures import figure
+from sigplex.core.fileio import atomic_path
 from sigplex.core.infer import run_batched
 from sigplex.core.models import create_model
 from sigplex.core.splits import seeded_split
-from sigplex.core.task import Prepared, Task
+from sigplex.core.task import Prepared, Task, TaskCard
 
 
 class ModelSection(Section):
@@ -107,8 +106,8 @@ class DenoiseTask(Task):
     input_suffixes = (".npy", ".csv", ".txt")
     output_suffixes = (".npy",)
     distill_loss = "mse"
-    intended_use = "Demonstration of the sigplex plugin contract: denoising short 1-D signals."
-    limitations = "Trained on synthetic sums of sines with white Gaussian noise; not for real measurements."
+    card = TaskCard(intended_use="Demonstration of the sigplex plugin contract: denoising short 1-D signals.",
+                    limitations="Trained on synthetic sums of sines with white Gaussian noise; not for real measurements.")
 
     def build_model(self, config):
         m = config.model
