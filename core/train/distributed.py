@@ -92,3 +92,20 @@ def mean_across_ranks(info: DistInfo, values: dict[str, float]) -> dict[str, flo
     dist.all_reduce(t)
     t /= info.world_size
     return dict(zip(keys, t.tolist()))
+
+
+class DDPView:
+    """The bare module as a task sees it under DDP: attributes are the module's, calls go through DDP.
+
+    Calling it runs DistributedDataParallel's forward, so gradients are synchronised, while
+    ``view.some_attribute`` reads the wrapped module: a task never needs to unwrap.
+    """
+
+    def __init__(self, ddp):
+        object.__setattr__(self, "_ddp", ddp)
+
+    def __call__(self, *args, **kwargs):
+        return self._ddp(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._ddp.module, name)

@@ -12,22 +12,19 @@ data position, so a killed run finishes with the same weights as an uninterrupte
 from __future__ import annotations
 
 import contextlib
-import shutil
 import time
 import warnings
 from pathlib import Path
 
 from .. import run as runs
-from ..card import write_card
-from ..compat import V1TaskAdapter, prepare, step_result
-from ..config import config_differences, config_to_yaml
-from ..device import machine, resolve_device
+from ..compat import prepare, step_result
+from ..device import resolve_device
 from ..errors import UserError
-from ..figures import metric_curves
-from ..task import save_state
 from . import checkpoint as ckpt
+from . import records
 from .callbacks import Callback
 from .distributed import (
+    DDPView,
     DistInfo,
     barrier,
     broadcast_object,
@@ -42,28 +39,6 @@ from .rng import isolated_rng, rng_state, seed_everything, set_rng_state
 from .sampler import IndexedItems, ResumableBatchSampler, SeededItems
 
 # Config fields that may change between a run and its resume without breaking exactness.
-RESUME_MAY_CHANGE = {
-    "trainer.max_steps", "trainer.max_epochs", "trainer.log_every", "trainer.keep_last",
-    "trainer.num_workers", "trainer.device", "trainer.progress", "trainer.tensorboard",
-    "trainer.mlflow", "trainer.early_stopping_patience", "trainer.eval_batch_size",
-}
-
-
-class DDPView:
-    """The bare module as a task sees it under DDP: attributes are the module's, calls go through DDP.
-
-    Calling it runs DistributedDataParallel's forward, so gradients are synchronised, while
-    ``view.some_attribute`` reads the wrapped module: a task never needs to unwrap.
-    """
-
-    def __init__(self, ddp):
-        object.__setattr__(self, "_ddp", ddp)
-
-    def __call__(self, *args, **kwargs):
-        return self._ddp(*args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._ddp.module, name)
 
 
 class Trainer:
@@ -105,28 +80,14 @@ class Trainer:
             return adapter_checkpoint(model)
         return model.state_dict(), {}
 
-    def _load_model_weights(self, model, weights: dict, meta: dict) -> None:
+    def load_model_weights(self, model, weights: dict, meta: dict) -> None:
+        """Load a checkpoint's weights (the adapters and changed base tensors of an adapter run) into ``model``."""
         if self.adapter:
             from ..adapters import load_adapter_checkpoint
 
             load_adapter_checkpoint(model, weights, meta=meta, source=str(self.run_dir))
         else:
             model.load_state_dict(weights, strict=True)
-
-    def _check_resume_config(self) -> None:
-        import yaml
-
-        saved = runs.RunDir(self.run_dir).config_file
-        if not saved.is_file():
-            raise UserError(f"--resume {self.run_dir}: config.yaml is missing; not a sigplex run directory")
-        old = yaml.safe_load(saved.read_text()) or {}
-        new = self.config.model_dump(mode="json")
-        changed = [d for d in config_differences(old, new) if d not in RESUME_MAY_CHANGE]
-        if changed:
-            raise UserError(
-                f"--resume {self.run_dir}: the config differs in {', '.join(changed)}, which would break an "
-                "exact resume; start a new run (--out) or restore those values"
-            )
 
     # --- the loop -------------------------------------------------------------------
     def fit(self, data: str | Path | None = None, resume: bool = False) -> dict:
@@ -143,15 +104,11 @@ class Trainer:
         try:
             return self._fit(data, resume)
         except BaseException:
-            self._remove_failed_run(created)
+            if created and self.dist.is_main:
+                records.remove_failed_run(self.run_dir)
             raise
         finally:
             shutdown(self.dist)
-
-    def _remove_failed_run(self, created: bool) -> None:
-        """A fresh run that fails before its first checkpoint leaves no half-made run directory."""
-        if created and self.dist.is_main and self.run_dir.is_dir() and not runs.list_checkpoints(self.run_dir):
-            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def _fit(self, data, resume):
         self._prepare_data(data)
@@ -178,17 +135,11 @@ class Trainer:
 
     def _write_run_files(self, resume: bool) -> None:
         if resume:
-            self._check_resume_config()
+            records.check_resume_config(self.run_dir, self.config)
         elif self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            run = runs.RunDir(self.run_dir)
-            run.write_config(config_to_yaml(self.config))
-            if not isinstance(self.task, V1TaskAdapter):
-                save_state(self.prepared.state, self.run_dir)
-            run.write_info(
-                {**self.run_info, "contract": self.task.contract, "machine": machine(),
-                 "adapter": self.adapter, "init_from": str(self.init_from) if self.init_from else None,
-                 "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            records.write_start(self.run_dir, self.config, self.task, self.prepared,
+                                {**self.run_info, "adapter": self.adapter,
+                                 "init_from": str(self.init_from) if self.init_from else None})
         barrier(self.dist)
 
     def _make_optimizer(self, model) -> None:
@@ -208,7 +159,7 @@ class Trainer:
         if last is None:
             raise UserError(f"--resume {self.run_dir}: no valid checkpoint to resume from")
         weights, meta = ckpt.load_checkpoint_weights(last)
-        self._load_model_weights(model, weights, meta)
+        self.load_model_weights(model, weights, meta)
         saved = ckpt.load_state(last)
         self.optimizer.load_state_dict(saved["optimizer"])
         self.schedule.load_state_dict(saved["schedule"])
@@ -434,42 +385,10 @@ class Trainer:
                    "monitor": self.monitor, "best": state["best"], "val": self.last_metrics,
                    "train_seconds": round(state.get("elapsed_s", 0.0), 1)}
         if self.dist.is_main:
-            summary.update(self._finish(model))
+            summary.update(records.finish(self, model))
             runs.RunDir(self.run_dir).write_summary(summary)
-            self._write_card()
+            records.write_card_safely(self.run_dir, self.task, self.model, self.prepared)
         summary = broadcast_object(self.dist, summary)
         for cb in self.callbacks:
             cb.on_fit_end(self, summary)
         return summary
-
-    def _finish(self, model) -> dict:
-        """Rank 0 after training: test metrics with the best weights, metric curves and the task's plots."""
-        import torch
-
-        out: dict = {}
-        best_path = runs.pick_checkpoint(self.run_dir) if runs.list_checkpoints(self.run_dir) else None
-        if best_path is not None:
-            weights, meta = ckpt.load_checkpoint_weights(best_path)
-            self._load_model_weights(model, weights, meta)
-            out["checkpoint"] = str(best_path)
-        model.eval()
-        with torch.no_grad(), isolated_rng():
-            if self.prepared.test is not None:
-                out["test"] = {k: float(v) for k, v in self.task.evaluate(model, self.prepared.test,
-                                                                           self.prepared).items()}
-            plots = []
-            try:
-                run = runs.RunDir(self.run_dir)
-                curves = metric_curves(run.metrics_csv, run.plots / "curves.png")
-                plots += [curves] if curves else []
-                plots += list(self.task.plots(model, self.prepared, self.run_dir) or [])
-            except Exception as exc:  # a failed plot must not lose a finished run
-                warnings.warn(f"plots failed: {type(exc).__name__}: {exc}", stacklevel=2)
-            out["plots"] = [str(p) for p in plots]
-        return out
-
-    def _write_card(self) -> None:
-        try:
-            write_card(self.run_dir, task=self.task, model=self.model, prepared=self.prepared)
-        except Exception as exc:  # a card must not lose a finished run
-            warnings.warn(f"model card failed: {type(exc).__name__}: {exc}", stacklevel=2)
