@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .compat import V1TaskAdapter, is_v1_run, upgrade_v2
+from .compat import V1TaskAdapter, is_v1_run, prepare, upgrade_v2
 from .config import as_overrides, deep_merge, resolve_config, set_dotted
 from .errors import UserError
 from .plugins import PluginManager, get_plugin_manager
@@ -18,10 +18,13 @@ from .taskspec import TaskSpec
 
 
 def built_task(spec: TaskSpec) -> Task:
-    """``spec.load()``, checked to be a sigplex :class:`~sigplex.core.task.Task` (a v2 task upgraded)."""
+    """``spec.load()``, checked to be a sigplex :class:`~sigplex.core.task.Task`, named after its spec
+    (a v2 task upgraded)."""
     task = spec.load()
     if not isinstance(task, Task):
         raise TypeError(f"{spec.factory} returned {type(task).__name__}, expected a sigplex Task")
+    if type(task).name == Task.name:
+        task.name = spec.name
     return upgrade_v2(task)
 
 
@@ -188,8 +191,13 @@ def export_predictor(predictor: Predictor, format: str, output: Path, *, overwri
     from .batch import model_provenance
     from .exporter import export_model
 
-    example = predictor.task.example_input(predictor.prepared)
-    axes = predictor.task.export_axes(predictor.prepared)
+    task, prepared = predictor.task, predictor.prepared
+    if type(task).example_input is Task.example_input and prepared.held_out() is None:
+        # the default example is a held-out item: a loaded run keeps no data, so build it again
+        data = predictor.run.info.get("data") if predictor.run is not None else None
+        _, prepared = prepare(task, prepared.config, data)
+    example = task.example_input(prepared)
+    axes = task.export_axes(prepared)
     meta = {f"sigplex.{k}": v for k, v in model_provenance(predictor).items() if v is not None}
     return export_model(predictor.model, example, format=format, output=Path(output), overwrite=overwrite,
                         check=check, dynamic_axes=axes, metadata=meta)

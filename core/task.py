@@ -64,6 +64,10 @@ class Prepared:
     def without_data(self) -> "Prepared":
         return Prepared(config=self.config, state=dict(self.state))
 
+    def held_out(self):
+        """The split a trained model is judged on: test, else val (None when there is neither)."""
+        return self.test if self.test is not None else self.val
+
 
 def save_state(state: Mapping[str, Any], run_dir: str | Path) -> None:
     """Write fitted state as ``prepared.json`` (JSON values) + ``prepared.safetensors`` (arrays), atomically."""
@@ -180,7 +184,7 @@ class StepResult:
 class Task:
     """Base class of every task (contract v3); subclass and override. Class attributes:
 
-    * ``name`` — the task's name (matches its TaskSpec).
+    * ``name`` — the task's name; the core sets it from the TaskSpec the task was registered with.
     * ``config_class`` — a :class:`~sigplex.core.config.TaskConfig` subclass; its field defaults are the task's defaults.
     * ``presets`` — named config overlays (nested dicts), usable as ``--config NAME``.
     * ``monitor`` / ``monitor_mode`` — the validation metric that picks the best checkpoint.
@@ -253,9 +257,8 @@ class Task:
         raise NotImplementedError
 
     def distill_outputs(self, model, batch, prepared: Prepared):
-        """What a student matches of its teacher on ``batch`` (default: ``model(batch["x"])``-style first input)."""
-        first = batch[0] if isinstance(batch, (list, tuple)) else next(iter(batch.values()))
-        return model(first)
+        """What a student matches of its teacher on ``batch`` (default: the model on the batch's first value)."""
+        return model(first_tensor(batch))
 
     def evaluation_data(self, data: Path, prepared: Prepared):
         """All of ``data`` as one labelled dataset, read with the run's config and fitted state.
@@ -266,7 +269,7 @@ class Task:
         built = self.build_data(prepared.config, Path(data))
         if not isinstance(built, Prepared):
             raise TypeError(f"{type(self).__name__}.build_data returned {type(built).__name__}; expected sigplex Prepared")
-        dataset = built.test if built.test is not None else built.val
+        dataset = built.held_out()
         if dataset is None:
             raise UserError(f"{data}: holds no test data to evaluate on")
         return dataset
@@ -302,8 +305,16 @@ class Task:
         raise NotImplementedError
 
     def example_input(self, prepared: Prepared):
-        """A small input tensor (or tuple of tensors) that the model accepts, for export and checks."""
-        raise NotImplementedError
+        """A small input tensor (or tuple of tensors) that the model accepts, for export and checks.
+
+        Default: the first tensor of one held-out item, collated (the first value of the batch, as
+        :meth:`distill_outputs` takes it); override when the model takes something else.
+        """
+        dataset = prepared.held_out()
+        if dataset is None or len(dataset) == 0:
+            raise UserError(f"task {self.name!r}: no held-out data to take an example input from; "
+                            "declare example_input(prepared)")
+        return first_tensor(self.collate([dataset[0]]))
 
     def export_axes(self, prepared: Prepared) -> dict[int, dict[int, str]]:
         """Dynamic axes of each model input for ONNX export: ``{input_index: {axis: name}}`` (default: batch)."""
@@ -347,6 +358,15 @@ class Task:
         The core builds hostile-input variants, self-checks and probes from them.
         """
         return []
+
+
+def first_tensor(batch):
+    """The first value of a batch (a tensor, or the first element of a tuple/list or a dict's first value)."""
+    if isinstance(batch, (list, tuple)):
+        return batch[0]
+    if isinstance(batch, Mapping):
+        return next(iter(batch.values()))
+    return batch
 
 
 def move_to(obj, device):

@@ -139,3 +139,18 @@ def test_the_core_reads_a_task_directly():
                if name.startswith("sigplex.core") and path.name != "compat.py"
                for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
     assert probing == []
+
+
+def test_a_task_has_at_most_seven_required_members():
+    """Required: a class attribute without a value, or a method that raises NotImplementedError by default."""
+    import inspect
+
+    from sigplex.core.task import Task
+
+    required = [name for name, value in vars(Task).items() if not name.startswith("_") and value is None
+                and name != "pretrained"]
+    for name, member in vars(Task).items():
+        if inspect.isfunction(member) and "raise NotImplementedError" in inspect.getsource(member):
+            required.append(name)
+    assert sorted(required) == sorted(["config_class", "build_data", "build_model", "training_step", "evaluate",
+                                       "predict", "write_prediction"])
