@@ -196,6 +196,7 @@ def _cmd_evaluate(args) -> int:
 def _cmd_predict(args) -> int:
     from . import api
     from .batch import exit_code, expand_inputs
+    from .outputs import check_suffix, has_output_suffix
 
     predictor = api.load_predictor(args.checkpoint, plugin=args.plugin, task=args.task, overrides=args.overrides,
                                    device=args.device, engine=args.engine, config=args.config)
@@ -206,12 +207,10 @@ def _cmd_predict(args) -> int:
               f"(model {getattr(predictor.config.model, 'name', '?')})", file=sys.stderr)
     output = Path(args.output)
     items = expand_inputs(predictor.task, args.input)
-    suffixes = tuple(predictor.task.output_suffixes)
     one = len(args.input) == 1 and len(items) == 1 and not output.is_dir()
-    if one and suffixes and output.suffix and not output.name.lower().endswith(suffixes):
-        raise UserError(f"--output {output}: expected a file name ending in {' or '.join(suffixes)} "
-                        "(or a folder, for several inputs)")
-    single = one and (not suffixes or output.name.lower().endswith(suffixes))
+    if one and output.suffix:
+        check_suffix(predictor.task, output, hint=" (or a folder, for several inputs)")
+    single = one and has_output_suffix(predictor.task, output)
     if single:
         from .batch import predict_one
 

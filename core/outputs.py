@@ -12,11 +12,16 @@ from .errors import UserError
 from .task import Prepared
 
 
-def check_suffix(task, output: Path) -> None:
-    """``output`` must end in one of the task's ``output_suffixes`` (when it declares any)."""
+def has_output_suffix(task, output: Path) -> bool:
+    """Whether ``output`` ends in one of the task's ``output_suffixes`` (any name when it declares none)."""
     suffixes = tuple(task.output_suffixes)
-    if suffixes and not Path(output).name.lower().endswith(suffixes):
-        raise UserError(f"--output {output}: expected a file name ending in {' or '.join(suffixes)}")
+    return not suffixes or Path(output).name.lower().endswith(suffixes)
+
+
+def check_suffix(task, output: Path, hint: str = "") -> None:
+    """``output`` must end in one of the task's ``output_suffixes``: a one-line error otherwise (``hint`` appended)."""
+    if not has_output_suffix(task, output):
+        raise UserError(f"--output {output}: expected a file name ending in {' or '.join(task.output_suffixes)}{hint}")
 
 
 def output_files(task, output: Path, prepared: Prepared, source=None) -> list[Path]:

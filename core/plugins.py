@@ -285,15 +285,21 @@ class PluginManager:
         return out
 
 
+#: the core's own adapter kinds: name -> (factory, description); the one table of them
+CORE_ADAPTER_KINDS = {
+    "lora": ("sigplex.core.adapters.lora:LoRAKind", "low-rank update of Linear/Conv weights"),
+    "bottleneck": ("sigplex.core.adapters.bottleneck:BottleneckKind", "AdaptFormer bottleneck beside a block"),
+    "conv": ("sigplex.core.adapters.conv:ConvAdapterKind", "depthwise-conv adapter"),
+}
+
+
 class _CoreComponents:
     """The core's own adapter kinds, registered through the same hook as a plugin's."""
 
     @hookimpl
     def register_adapters(self, register):
-        register("lora", "sigplex.core.adapters.lora:LoRAKind", description="low-rank update of Linear/Conv weights")
-        register("bottleneck", "sigplex.core.adapters.bottleneck:BottleneckKind",
-                 description="AdaptFormer bottleneck beside a block")
-        register("conv", "sigplex.core.adapters.conv:ConvAdapterKind", description="depthwise-conv adapter")
+        for name, (factory, description) in CORE_ADAPTER_KINDS.items():
+            register(name, factory, description=description)
 
 
 _DEFAULT: PluginManager | None = None

@@ -64,12 +64,12 @@ def register_adapter_kind(name: str, kind: Any, *, overwrite: bool = False) -> N
 
 def adapter_kinds() -> list[str]:
     """Names of the registered adapter kinds (the core's, plugins' and ones registered in code), sorted."""
-    try:
-        from ..plugins import get_plugin_manager
+    from ..plugins import CORE_ADAPTER_KINDS, get_plugin_manager
 
+    try:
         names = set(get_plugin_manager().components("adapters"))
-    except Exception:
-        names = set(_BUILTIN)
+    except Exception:  # a broken plugin environment: the core's own kinds still work
+        names = set(CORE_ADAPTER_KINDS)
     return sorted(names | set(_KINDS))
 
 
@@ -105,20 +105,13 @@ def get_kind(name: str) -> AdapterKind:
 
 def _from_plugins(name: str) -> None:
     """Register kind ``name`` if an active plugin's ``register_adapters`` hook declared it."""
-    try:
-        from ..plugins import get_plugin_manager
+    from ..plugins import CORE_ADAPTER_KINDS, get_plugin_manager
 
+    try:
         comp = get_plugin_manager().components("adapters").get(name)
-    except Exception:  # no plugin system available: only the core's own kinds
-        if name in _BUILTIN:
-            register_adapter_kind(name, _BUILTIN[name])
+    except Exception:  # a broken plugin environment: only the core's own kinds
+        if name in CORE_ADAPTER_KINDS:
+            register_adapter_kind(name, CORE_ADAPTER_KINDS[name][0])
         return
     if comp is not None:
         register_adapter_kind(name, comp.load())  # a missing dependency is a clear UserError
-
-
-# Built-in kinds (lora, bottleneck, conv) are registered by the core through the same
-# ``register_adapters`` hook as a plugin's (see sigplex.core.plugins._CoreComponents).
-_BUILTIN = {"lora": "sigplex.core.adapters.lora:LoRAKind",
-            "bottleneck": "sigplex.core.adapters.bottleneck:BottleneckKind",
-            "conv": "sigplex.core.adapters.conv:ConvAdapterKind"}

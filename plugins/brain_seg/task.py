@@ -188,7 +188,7 @@ class BrainSegTask(Task):
 
         from .outputs import write_overlay_png
 
-        dataset = prepared.test if prepared.test is not None else prepared.val
+        dataset = prepared.held_out()
         if dataset is None or not len(dataset):
             return []
         item = dataset[0]

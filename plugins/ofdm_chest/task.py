@@ -144,7 +144,7 @@ class ChestTask(Task):
         return (ls, torch.tensor([[10.0, 150.0, 600.0]])) if uses_priors(prepared.config) else ls
 
     def plots(self, model, prepared, run_dir):
-        test = prepared.test if prepared.test is not None else prepared.val
+        test = prepared.held_out()
         if test is None or not len(test):
             return []
         est, h, cond = self.estimates(model, test, prepared.config)

@@ -123,7 +123,7 @@ class ClassifyTask(Task):
     def plots(self, model, prepared, run_dir):
         from .plots import write_plots
 
-        dataset = prepared.test if prepared.test is not None else prepared.val
+        dataset = prepared.held_out()
         if dataset is None:
             return []
         pred = self.logits(model, dataset.x, prepared).argmax(1)
