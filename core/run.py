@@ -277,7 +277,13 @@ def load_base_weights(task, model, source: str | Path, what: str = "--init-from"
 
     ``weights``: the state dict of the weights file ``source``, when the caller has read it already.
     """
-    task.load_weights(model, read_base_weights(source, what) if weights is None else weights, source=str(source))
+    try:
+        task.load_weights(model, read_base_weights(source, what) if weights is None else weights, source=str(source))
+    except UserError as exc:
+        if what != "--init-from":
+            raise
+        raise UserError(f"{str(exc).rstrip('.')}; --init-from carries the weights only: give this run the model settings they were "
+                        "trained with (the same --config, or --set model.KEY=VALUE as in that run's config.yaml)") from None
 
 
 def ready_model(task, prepared, source: str | Path, *, device: str = "cpu", merge: bool = False,

@@ -40,3 +40,11 @@ def test_default_load_weights_is_strict():
     task, model = Task(), torch.nn.Linear(2, 2)
     with pytest.raises(sp.UserError, match="w.pt: weights do not fit the model"):
         task.load_weights(model, {"weight": torch.zeros(2, 2)}, source="w.pt")
+
+
+def test_init_from_with_other_model_settings_names_the_fix(pm, tmp_path):
+    base = sp.fit("norms", pm=pm, max_steps=2, out=tmp_path / "base")
+    with pytest.raises(sp.UserError, match=r"weights do not fit the model: size mismatch for .*--init-from carries "
+                                           r"the weights only.*--set model\.KEY=VALUE"):
+        sp.fit("norms", pm=pm, max_steps=2, init_from=base, overrides={"model.width": 4}, out=tmp_path / "wide")
+    assert not (tmp_path / "wide").exists()
