@@ -282,8 +282,9 @@ def load_base_weights(task, model, source: str | Path, what: str = "--init-from"
     except UserError as exc:
         if what != "--init-from":
             raise
-        raise UserError(f"{str(exc).rstrip('.')}; --init-from carries the weights only: give this run the model settings they were "
-                        "trained with (the same --config, or --set model.KEY=VALUE as in that run's config.yaml)") from None
+        raise UserError(f"{str(exc).rstrip('.')}; --init-from carries the weights only: give this run the model "
+                        "settings they were trained with (the same --config, or --set model.KEY=VALUE as in that "
+                        "run's config.yaml)") from None
 
 
 def ready_model(task, prepared, source: str | Path, *, device: str = "cpu", merge: bool = False,
