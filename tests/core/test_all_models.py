@@ -1,17 +1,16 @@
-"""Shared model checks: every registered model joins by registration (forward, backward, adapters, export)."""
+"""Shared model checks: every registered model joins by registration (forward, backward, adapters, export).
+
+The checks are sigplex.core.testing's, which plugin authors call from their own tests.
+"""
 import pytest
 import torch
+from torch import nn
 
 from sigplex.core import models as registry
+from sigplex.core import testing
 
 registry.import_registered_models()
 NAMES = [n for n in registry.list_models() if registry.model_entry(n).domain != "doc"]
-
-
-def first_tensor(out):
-    if isinstance(out, torch.Tensor):
-        return out
-    return first_tensor(out[0] if isinstance(out, (list, tuple)) else next(iter(out.values())))
 
 
 def test_some_models_are_registered():
@@ -20,55 +19,37 @@ def test_some_models_are_registered():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_forward_backward_deterministic_shape(name):
-    entry = registry.model_entry(name)
-    torch.manual_seed(0)
-    model = entry.build_tiny()
-    x = entry.example_input()
-    args = x if isinstance(x, tuple) else (x,)
-    model.eval()
-    with torch.no_grad():
-        a, b = first_tensor(model(*args)), first_tensor(model(*args))
-    assert torch.equal(a, b), "eval forward is not deterministic"
-    assert torch.isfinite(a).all()
-    model.train()
-    out = first_tensor(model(*args))
-    assert out.shape == a.shape
-    out.float().square().mean().backward()
-    grads = [p.grad for p in model.parameters() if p.requires_grad]
-    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads), "missing or bad gradients"
+    testing.check_forward_backward(name)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_declares_adapter_points_and_lora_leaves_output_unchanged(name):
-    adapters = pytest.importorskip("sigplex.core.adapters")
-    entry = registry.model_entry(name)
-    assert isinstance(getattr(entry.cls, "adapter_targets", None), dict), f"{name} declares no adapter_targets"
-    torch.manual_seed(0)
-    model = entry.build_tiny().eval()
-    x = entry.example_input()
-    args = x if isinstance(x, tuple) else (x,)
-    with torch.no_grad():
-        before = first_tensor(model(*args))
-    adapters.apply_adapter(model, "lora:r=2")
-    with torch.no_grad():
-        after = first_tensor(model(*args))
-    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
-    assert any(p.requires_grad for p in model.parameters())
+    testing.check_adapters(name)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_tiny_export_matches_pytorch(name, tmp_path):
     pytest.importorskip("onnxruntime")
-    from sigplex.core.exporter import export_model
-
-    entry = registry.model_entry(name)
-    if not entry.exportable:
+    if not registry.model_entry(name).exportable:
         pytest.skip(f"{name} is declared not exportable")
-    torch.manual_seed(0)
-    model = entry.build_tiny().eval()
-    result = export_model(model, entry.example_input(), format="onnx", output=tmp_path / "m.onnx")
-    assert result["max_abs_diff"] <= 1e-4
+    testing.check_export(name, tmp_path)
+
+
+def test_the_checks_catch_a_broken_model(tmp_path):
+    @registry.register_model("doc_broken_dropout", domain="doc", example_input=lambda: torch.randn(2, 4), overwrite=True)
+    class Noisy(nn.Module):  # eval-mode dropout: a nondeterministic forward, and no adapter points
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return nn.functional.dropout(self.fc(x), 0.5, training=True)
+
+    with pytest.raises(AssertionError, match="doc_broken_dropout: the eval forward is not deterministic"):
+        testing.check_forward_backward("doc_broken_dropout")
+    with pytest.raises(AssertionError, match="doc_broken_dropout declares no adapter_targets"):
+        testing.check_adapters("doc_broken_dropout")
 
 
 def test_models_doc_is_up_to_date():
