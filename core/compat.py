@@ -4,7 +4,8 @@
   (a :class:`DataSplits`), or, for a saved run, by ``run.json``'s ``contract``.
   :class:`V1TaskAdapter` presents it to the core with today's signatures.
 * **v2** (before the Task declared its card, :class:`~sigplex.core.task.StepResult` and one
-  ``output_files`` signature): :func:`upgrade_v2` gives such a task today's members, and
+  ``output_files`` signature): :func:`upgrade_v2` gives such a task today's members and names the
+  overrides v3 drops (``prepare_model``, ``move_batch``; still called for one release), and
   :func:`step_result` reads the tuples its ``training_step`` returns. One DeprecationWarning per
   task class names the replacements.
 """
@@ -126,6 +127,12 @@ def upgrade_v2(task: Task) -> Task:
         task.card = TaskCard(*(getattr(cls, f, "") for f in CARD_FIELDS))
         found.append(f"{'/'.join(legacy_card)} attributes -> card = TaskCard(intended_use=..., limitations=..., "
                      "data_license=...)")
+    if cls.prepare_model is not Task.prepare_model:
+        found.append("prepare_model(model, prepared) -> complete the config from the data in build_data and read it "
+                     "in build_model (state the model must carry belongs in its weights)")
+    if cls.move_batch is not Task.move_batch:
+        found.append("move_batch(batch, device) -> return tensors in nested dicts/lists/tuples from collate; "
+                     "the core moves them")
     if "source" not in inspect.signature(task.output_files).parameters:
         two_arguments = task.output_files
         task.output_files = lambda output, prepared, source=None: two_arguments(output, prepared)

@@ -229,7 +229,8 @@ class Task:
         raise NotImplementedError
 
     def prepare_model(self, model, prepared: Prepared) -> None:
-        """Called once after the model is built and before weights load or training starts. Default: nothing."""
+        """Deprecated (contract v2; overriding it warns): called once after the model is built, before
+        weights load or training starts. Complete the config in ``build_data`` and read it in ``build_model``."""
 
     def collate(self, items: Sequence[Any]):
         """Merge dataset items into a batch (default: ``torch.utils.data.default_collate``)."""
@@ -334,7 +335,8 @@ class Task:
         return path.is_file() and (not self.input_suffixes or path.name.lower().endswith(self.input_suffixes))
 
     def move_batch(self, batch, device):
-        """Move a batch to ``device`` (tensors in nested dicts/lists/tuples)."""
+        """Move a batch to ``device`` (tensors in nested dicts/lists/tuples). Deprecated as an override
+        (contract v2; it warns): return such batches from ``collate``."""
         return move_to(batch, device)
 
     # --- weights and provenance -------------------------------------------------------

@@ -43,7 +43,8 @@ def test_the_v2_task_warns_once_per_replacement_and_keeps_working(monkeypatch):
 
     monkeypatch.setattr(errors, "_SEEN", set())  # each notice is given once per process; earlier tests gave it
 
-    with pytest.warns(DeprecationWarning, match=r"v2 task contract.*card = TaskCard.*output_files\(output, prepared, "
+    with pytest.warns(DeprecationWarning, match=r"v2 task contract.*card = TaskCard.*prepare_model\(model, prepared\) "
+                                                r"-> .*move_batch\(batch, device\) -> .*output_files\(output, prepared, "
                                                 r"source=None\)"):
         _, task, cfg = load_task("v2demo")
     assert task.card.intended_use == "A test fixture of the v2 task contract."
