@@ -51,3 +51,32 @@ def write_outputs(task, result, output: Path, prepared: Prepared, files: list[Pa
     elif isinstance(written, (str, Path)):
         written = [written]
     return [Path(p) for p in written]
+
+
+def class_probability_csv(probabilities, classes, columns=None, *, predicted=None, confidence: bool = False,
+                          digits: int = 6) -> str:
+    """A classification table, one row per item: the ``columns`` given (name -> values, already text or
+    numbers), ``prob_<class>`` for each class, ``predicted`` (default: the most probable class) and, with
+    ``confidence``, the probability of the predicted class.
+
+    >>> print(class_probability_csv([[0.9, 0.1]], ["slow", "fast"], {"window": [0]}), end="")
+    window,prob_slow,prob_fast,predicted
+    0,0.900000,0.100000,slow
+    """
+    import csv
+    import io
+
+    import numpy as np
+
+    probs = np.asarray(probabilities, dtype=np.float64).reshape(-1, len(classes))
+    columns = dict(columns or {})
+    best = probs.argmax(1)
+    labels = list(predicted) if predicted is not None else [classes[k] for k in best]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(list(columns) + [f"prob_{c}" for c in classes] + ["predicted"] + ["confidence"] * confidence)
+    for i, p in enumerate(probs):
+        chosen = [f"{p[best[i]]:.{digits}f}"] if confidence else []
+        writer.writerow([values[i] for values in columns.values()] + [f"{v:.{digits}f}" for v in p] + [labels[i]]
+                        + chosen)
+    return buf.getvalue()

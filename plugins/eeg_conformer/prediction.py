@@ -111,16 +111,14 @@ def model_input(windows: Windows, d):
 
 
 def to_csv(prediction: dict) -> str:
-    """``window, onset_s, [event,] prob_<class>..., predicted`` — one line per window."""
-    events = prediction["event"]
-    header = ["window", "onset_s"] + (["event"] if events is not None else []) + \
-        [f"prob_{c}" for c in prediction["classes"]] + ["predicted"]
-    lines = [",".join(header)]
-    for i, (onset, p, pred) in enumerate(zip(prediction["onset_s"], prediction["probabilities"],
-                                             prediction["predicted"])):
-        row = [str(i), f"{onset:.4f}"] + ([str(events[i])] if events is not None else [])
-        lines.append(",".join(row + [f"{v:.6f}" for v in p] + [pred]))
-    return "\n".join(lines) + "\n"
+    """``window, onset_s, [event,] prob_<class>..., predicted`` — one line per window (the core's class table)."""
+    from sigplex.core.outputs import class_probability_csv
+
+    columns = {"window": range(len(prediction["onset_s"])), "onset_s": [f"{t:.4f}" for t in prediction["onset_s"]]}
+    if prediction["event"] is not None:
+        columns["event"] = [str(e) for e in prediction["event"]]
+    return class_probability_csv(prediction["probabilities"], prediction["classes"], columns,
+                                 predicted=prediction["predicted"])
 
 
 __all__ = ["Windows", "from_epochs", "from_raw", "model_input", "read_windows", "to_csv"]

@@ -7,8 +7,6 @@ prediction. Frames are scaled to unit power as in training (``data.normalize``).
 """
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import numpy as np
@@ -67,22 +65,22 @@ def read_inputs(inputs, d, n_samples: int | None) -> dict:
 
 
 def to_csv(prediction: dict) -> str:
-    """One row per frame: ``frame[, start_sample, start_s][, snr_db, label], predicted, confidence, p_<class>...``."""
-    probs, classes = prediction["probabilities"], prediction["classes"]
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    has_snr, has_label = prediction.get("snr") is not None, prediction.get("label") is not None
+    """One row per frame: ``frame[, start_sample, start_s][, snr_db, label], prob_<class>..., predicted, confidence``
+    (the core's class table)."""
+    from sigplex.core.outputs import class_probability_csv
+
+    probs = prediction["probabilities"]
+    columns = {"frame": range(len(probs))}
     start, rate = prediction.get("start_sample"), prediction.get("sample_rate")
-    timing = (["start_sample"] if start is not None else []) + (["start_s"] if start is not None and rate else [])
-    w.writerow(["frame"] + timing + ["snr_db"] * has_snr + ["label"] * has_label + ["predicted", "confidence"]
-               + [f"p_{c}" for c in classes])
-    for i, p in enumerate(probs):
-        k = int(np.argmax(p))
-        known = ([str(int(start[i]))] if start is not None else []) + (
-            [f"{start[i] / rate:.6f}"] if start is not None and rate else [])
-        known += ([f"{prediction['snr'][i]:g}"] if has_snr else []) + ([prediction["label"][i]] if has_label else [])
-        w.writerow([i] + known + [classes[k], f"{p[k]:.4f}"] + [f"{v:.4f}" for v in p])
-    return buf.getvalue()
+    if start is not None:
+        columns["start_sample"] = [int(s) for s in start]
+        if rate:
+            columns["start_s"] = [f"{s / rate:.6f}" for s in start]
+    if prediction.get("snr") is not None:
+        columns["snr_db"] = [f"{s:g}" for s in prediction["snr"]]
+    if prediction.get("label") is not None:
+        columns["label"] = list(prediction["label"])
+    return class_probability_csv(probs, prediction["classes"], columns, confidence=True, digits=4)
 
 
 __all__ = ["SUFFIXES", "read_inputs", "to_csv"]

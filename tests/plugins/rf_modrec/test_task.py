@@ -123,10 +123,10 @@ def test_cli_predict_npy_h5_and_pickle_to_csv(teacher_run, tmp_path):
         assert res.returncode == 0, res.stderr
         rows = list(csv.DictReader(out.read_text().splitlines()))
         assert len(rows) == n
-        assert abs(sum(float(rows[0][f"p_{c}"]) for c in ("8PSK", "QPSK", "WBFM", "AM-SSB")) - 1) < 1.0
-        probs = np.array([[float(r[k]) for k in r if k.startswith("p_")] for r in rows])
+        assert abs(sum(float(rows[0][f"prob_{c}"]) for c in ("8PSK", "QPSK", "WBFM", "AM-SSB")) - 1) < 1.0
+        probs = np.array([[float(r[k]) for k in r if k.startswith("prob_")] for r in rows])
         np.testing.assert_allclose(probs.sum(1), 1.0, atol=2e-3)
-        assert rows[0]["predicted"] in {k[2:] for k in rows[0] if k.startswith("p_")}
+        assert rows[0]["predicted"] in {k[5:] for k in rows[0] if k.startswith("prob_")}
         if name.endswith(".pkl"):
             assert {r["label"] for r in rows} == {"GFSK", "QPSK", "WBFM"} and {r["snr_db"] for r in rows} == {"0", "10"}
     bad = tmp_path / "bad.npy"
@@ -182,5 +182,5 @@ def test_cli_predict_a_sigmf_capture_frame_by_frame(teacher_run, tmp_path):
 
     frames = samples[: 7 * 128].astype(np.float32).reshape(7, 128, 2)
     direct = load_run(teacher_run).predict(frames)["probabilities"]
-    got = np.array([[float(r[k]) for k in r if k.startswith("p_")] for r in rows])
+    got = np.array([[float(r[k]) for k in r if k.startswith("prob_")] for r in rows])
     np.testing.assert_allclose(got, direct, atol=1e-4)
