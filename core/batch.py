@@ -23,6 +23,7 @@ from typing import Iterable, Iterator
 
 from .errors import UserError
 from .fileio import atomic_write_text, deferred_sync, sha256_file
+from .outputs import check_suffix, output_files, write_combined_table, write_outputs
 
 MANIFEST = "manifest.jsonl"
 SYNC_EVERY = 64  # inputs between os.sync() calls: outputs are renamed atomically, made durable in groups
@@ -267,6 +268,8 @@ def predict_many(predictor, inputs: Iterable[str | Path], output: str | Path, *,
         if not single_output:
             atomic_write_text(out_dir / MANIFEST, "".join(json.dumps(r) + "\n" for r in records))
             partial.unlink(missing_ok=True)
+            if task.combined_table:
+                write_combined_table(out_dir, records)
 
 
 def _progress(total: int, enabled: bool | None):
@@ -284,8 +287,6 @@ def _progress(total: int, enabled: bool | None):
 
 def _one(predictor, task, prepared, item: InputItem, root, output, out_dir, base, overwrite, hash_paths,
          single_output) -> ItemResult:
-    from .outputs import check_suffix, output_files, write_outputs
-
     shown = hashlib.sha256(str(item.path.resolve()).encode()).hexdigest()[:16] if hash_paths else str(item.path)
     result = ItemResult(input=shown)
     t0 = time.perf_counter()
@@ -325,7 +326,6 @@ def _one(predictor, task, prepared, item: InputItem, root, output, out_dir, base
 def predict_one(predictor, source: str | Path, output: str | Path, *, overwrite: bool = False,
                 hash_paths: bool = False) -> ItemResult:
     """Predict one input into the output file ``output`` (with sidecars); a failure is raised, not recorded."""
-    from .outputs import check_suffix
 
     check_suffix(predictor.task, Path(output))
     (result,) = predict_many(predictor, [source], output, overwrite=overwrite, hash_paths=hash_paths,

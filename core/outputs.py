@@ -9,7 +9,11 @@ from pathlib import Path
 
 from .compat import V1TaskAdapter
 from .errors import UserError
+from .fileio import atomic_write_text
 from .task import Prepared
+
+#: the table batch prediction writes beside the outputs of a task with ``combined_table``
+COMBINED_TABLE = "all_predictions.csv"
 
 
 def has_output_suffix(task, output: Path) -> bool:
@@ -80,3 +84,32 @@ def class_probability_csv(probabilities, classes, columns=None, *, predicted=Non
         writer.writerow([values[i] for values in columns.values()] + [f"{v:.{digits}f}" for v in p] + [labels[i]]
                         + chosen)
     return buf.getvalue()
+
+
+def write_combined_table(out_dir: Path, records: list[dict]) -> Path | None:
+    """Every row of the CSV outputs in ``records`` (batch results, ok or skipped) in one table,
+    ``input`` first; columns in order of first appearance. Written atomically; None when there is none."""
+    import csv
+    import io
+
+    rows: list[dict] = []
+    names: dict[str, None] = {"input": None}
+    for record in records:
+        if record.get("status") not in ("ok", "skipped"):
+            continue
+        for output in record.get("outputs") or []:
+            if not str(output).lower().endswith(".csv"):
+                continue
+            with open(output, newline="") as fh:
+                for row in csv.DictReader(fh):
+                    names.update(dict.fromkeys(row))
+                    rows.append({"input": record["input"], **row})
+    if not rows:
+        return None
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(names), restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    path = Path(out_dir) / COMBINED_TABLE
+    atomic_write_text(path, buf.getvalue())
+    return path

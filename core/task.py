@@ -193,6 +193,8 @@ class Task:
     * ``input_kind`` / ``input_suffixes`` — what one input of ``predict`` is: a ``"file"`` with one
       of the suffixes, or a ``"folder"`` (e.g. one case). Batch prediction expands folders with it.
     * ``output_suffixes`` — suffixes ``--output`` may have; the first names batch outputs.
+    * ``combined_table`` — True for tasks whose outputs are CSV tables: batch prediction into a folder
+      also writes every row into one table (``all_predictions.csv``) with the input first.
     * ``card`` — a :class:`TaskCard`: honest text for the model card (intended use, limitations, data licence).
     * ``pretrained`` — a :class:`Pretrained` the package ships, or None.
     * ``distill_loss`` — how a student matches a teacher: ``"kl"`` (logits) or ``"mse"`` (outputs).
@@ -209,6 +211,7 @@ class Task:
     input_kind: ClassVar[str] = "file"
     input_suffixes: ClassVar[tuple[str, ...]] = ()
     output_suffixes: ClassVar[tuple[str, ...]] = ()
+    combined_table: ClassVar[bool] = False
     card: ClassVar[TaskCard] = TaskCard()
     pretrained: ClassVar[Pretrained | None] = None
     distill_loss: ClassVar[str] = "kl"

@@ -38,7 +38,7 @@ class _EEGTask(Task):
     random_items = False  # a window is read without randomness: no per-item seeding (9 ms of a 76 ms step)
     balanced_loss = False  # weight the loss by inverse class frequency (prepared.state["class_weights"])
     input_suffixes = EXTENSIONS
-    output_suffixes = (".csv",)
+    output_suffixes, combined_table = (".csv",), True  # batch prediction also writes all_predictions.csv
 
     def build_model(self, config):
         d, m = config.data, config.model.model_dump()

@@ -31,7 +31,7 @@ class ClassifyTask(Task):
     config_class = ClassifyConfig
     monitor, monitor_mode = "accuracy", "max"
     input_suffixes = SUFFIXES
-    output_suffixes = (".csv",)
+    output_suffixes, combined_table = (".csv",), True  # batch prediction also writes all_predictions.csv
     distill_loss = "kl"
     presets = {
         # a few minutes on 2 CPU cores: fewer, cheaper steps

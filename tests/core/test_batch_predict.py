@@ -93,3 +93,18 @@ def test_predict_many_python_api(run, tmp_path):
     results = list(sp.load_run(run).predict_many(tmp_path / "in", tmp_path / "out"))
     assert [r.status for r in results] == ["ok"] * 3
     assert all(r.sha256 and len(r.outputs) == 1 for r in results)
+
+
+def test_combined_table_gathers_every_csv_row_with_its_input(tmp_path):
+    from sigplex.core.outputs import COMBINED_TABLE, write_combined_table
+
+    (tmp_path / "a.csv").write_text("window,prob_x,predicted\n0,0.9,x\n1,0.2,y\n")
+    (tmp_path / "b.csv").write_text("window,event,prob_x,predicted\n0,T1,0.6,x\n")
+    records = [{"input": "in/a.edf", "status": "ok", "outputs": [str(tmp_path / "a.csv")]},
+               {"input": "in/b.edf", "status": "skipped", "outputs": [str(tmp_path / "b.csv")]},
+               {"input": "in/c.edf", "status": "failed", "outputs": []}]
+    path = write_combined_table(tmp_path, records)
+    assert path == tmp_path / COMBINED_TABLE
+    assert path.read_text().splitlines() == ["input,window,prob_x,predicted,event", "in/a.edf,0,0.9,x,",
+                                             "in/a.edf,1,0.2,y,", "in/b.edf,0,0.6,x,T1"]
+    assert write_combined_table(tmp_path / "none", records[2:]) is None

@@ -184,3 +184,16 @@ def test_cli_predict_a_sigmf_capture_frame_by_frame(teacher_run, tmp_path):
     direct = load_run(teacher_run).predict(frames)["probabilities"]
     got = np.array([[float(r[k]) for k in r if k.startswith("prob_")] for r in rows])
     np.testing.assert_allclose(got, direct, atol=1e-4)
+
+
+def test_batch_prediction_writes_one_combined_table(teacher_run, tmp_path):
+    rng = np.random.default_rng(2)
+    (tmp_path / "in").mkdir()
+    for name, n in (("a.npy", 2), ("b.npy", 3)):
+        np.save(tmp_path / "in" / name, rng.standard_normal((n, 2, 128)).astype(np.float32))
+    res = run_cli("predict", "--checkpoint", teacher_run, "--input", tmp_path / "in", "--output", tmp_path / "out")
+    assert res.returncode == 0, res.stderr
+    rows = list(csv.DictReader((tmp_path / "out" / "all_predictions.csv").open()))
+    assert [r["input"].rsplit("/", 1)[-1] for r in rows] == ["a.npy"] * 2 + ["b.npy"] * 3
+    per_file = list(csv.DictReader((tmp_path / "out" / "b.csv").open()))
+    assert [{k: v for k, v in r.items() if k != "input"} for r in rows[2:]] == per_file
