@@ -14,8 +14,9 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+from .datasplits import DataSplits
 from .errors import notify
-from .task import DataSplits, Prepared, StepResult, Task, TaskCard
+from .task import Prepared, StepResult, Task, TaskCard
 
 CARD_FIELDS = ("intended_use", "limitations", "data_license")
 

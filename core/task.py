@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
+from .datasplits import DataSplits  # noqa: F401 -- contract v1 plugins import it from here
 from .errors import UserError
 from .run import STATE_JSON, STATE_TENSORS
 from .taskspec import TaskSpec, import_factory, install_hint, missing_modules  # noqa: F401 -- their public home was here
@@ -387,19 +388,3 @@ def move_to(obj, device):
 
 
 RegisterTask = Callable[[TaskSpec], None]
-
-
-# --- contract v1, kept working for one release ------------------------------------------
-@dataclass
-class DataSplits:
-    """Deprecated (contract v1): what ``build_data`` returned before :class:`Prepared`."""
-
-    train: Any
-    val: Any = None
-    test: Any = None
-    info: dict = field(default_factory=dict)
-
-    def get(self, split: str):
-        if split not in ("train", "val", "test"):
-            raise UserError(f"split {split!r}: expected train, val or test")
-        return getattr(self, split)

@@ -154,3 +154,11 @@ def test_a_task_has_at_most_seven_required_members():
             required.append(name)
     assert sorted(required) == sorted(["config_class", "build_data", "build_model", "training_step", "evaluate",
                                        "predict", "write_prediction"])
+
+
+def test_files_stay_small():
+    """A standing rule: no core file over 400 lines, no plugin task.py over 200."""
+    too_long = [f"{path.relative_to(ROOT)}: {n}" for name, path in modules().items()
+                if (n := len(path.read_text().splitlines())) > (200 if name.endswith(".task") and ".plugins." in name
+                                                                else 400 if name.startswith("sigplex.core") else 10**9)]
+    assert too_long == []
