@@ -98,6 +98,24 @@ class AdapterConfig(Section):
     train_norms: bool = Field(False, description="train the base's norm layers with the adapters")
 
 
+class ModelConfig(Section):
+    """Base of a task's ``model`` section: ``name`` picks a registered model, :meth:`arguments` gives the
+    constructor arguments the config sets. Every plugin builds its model the same way::
+
+        m = config.model
+        return create_model(m.name, **m.arguments(), **sizes_the_data_decides)   # in Task.build_model
+
+    The default is every field but ``name``; override ``arguments`` when field names differ from the
+    constructor's or depend on ``name``.
+    """
+
+    name: str
+
+    def arguments(self) -> dict[str, Any]:
+        """Constructor arguments of the registered model ``name`` that the config sets."""
+        return self.model_dump(exclude={"name"})
+
+
 class EmptySection(Section):
     """A section with no fields (tasks replace it)."""
 

@@ -126,7 +126,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from sigplex.core.config import OptimConfig, Section, TaskConfig, TrainerConfig
+from sigplex.core.config import ModelConfig, OptimConfig, Section, TaskConfig, TrainerConfig
 from sigplex.core.errors import UserError
 from sigplex.core.fileio import atomic_path
 from sigplex.core.figures import figure
@@ -138,7 +138,7 @@ from sigplex.core.task import Prepared, Task, TaskCard
 CLASSES = ["slow", "fast"]
 
 
-class ModelSection(Section):
+class ModelSection(ModelConfig):
     name: str = "$model"
     width: int = Field(16, ge=1)
     depth: int = Field(2, ge=1)
@@ -215,7 +215,7 @@ class ${cls}Task(Task):
 
     def build_model(self, config):
         m = config.model
-        return create_model(m.name, n_classes=len(CLASSES), width=m.width, depth=m.depth)
+        return create_model(m.name, **m.arguments(), n_classes=len(CLASSES))  # the sizes the data decides
 
     def build_data(self, config, data):
         d = config.data

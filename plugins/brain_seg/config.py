@@ -10,7 +10,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from sigplex.core.config import OptimConfig, Section, TaskConfig, TrainerConfig
+from sigplex.core.config import ModelConfig, OptimConfig, Section, TaskConfig, TrainerConfig
 
 #: The three training channels (tumour core, whole tumour, enhancing tumour).
 REGIONS = ("tc", "wt", "et")
@@ -18,7 +18,7 @@ REGIONS = ("tc", "wt", "et")
 DOWNSAMPLING = 32
 
 
-class ModelSection(Section):
+class ModelSection(ModelConfig):
     """Swin UNETR arguments (MONAI's names); the CPU default is small."""
 
     name: Literal["swin_unetr"] = "swin_unetr"

@@ -73,8 +73,7 @@ class BrainSegTask(Task):
 
     # --- building ---------------------------------------------------------------------
     def build_model(self, config):
-        m = config.model
-        return create_model(m.name, **m.model_dump(exclude={"name"}))
+        return create_model(config.model.name, **config.model.arguments())
 
     def load_weights(self, model, weights: dict, source: str = "") -> None:
         """Full MONAI/sigplex SwinUNETR weights (strict), or a self-supervised Swin encoder."""

@@ -11,11 +11,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from sigplex.core.config import OptimConfig, Section, TaskConfig, TrainerConfig
+from sigplex.core.config import ModelConfig, OptimConfig, Section, TaskConfig, TrainerConfig
 from sigplex.datasets.eeg.simulate import MI_CLASSES
 
 
-class ModelSection(Section):
+class ModelSection(ModelConfig):
     """DBConformer arguments (n_chans, n_outputs, n_times, sfreq come from ``data``)."""
 
     name: Literal["dbconformer"] = "dbconformer"

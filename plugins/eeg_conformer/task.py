@@ -41,11 +41,11 @@ class _EEGTask(Task):
     output_suffixes, combined_table = (".csv",), True  # batch prediction also writes all_predictions.csv
 
     def build_model(self, config):
-        d, m = config.data, config.model.model_dump()
+        d, m = config.data, config.model
         if d.channels is None:
             raise ValueError("data.channels is unset: build_data resolves the montage before the model is built")
-        return create_model(m.pop("name"), n_chans=len(d.channels), n_outputs=len(d.classes), n_times=d.n_times,
-                            sfreq=d.sfreq, **m)
+        return create_model(m.name, **m.arguments(), n_chans=len(d.channels), n_outputs=len(d.classes),
+                            n_times=d.n_times, sfreq=d.sfreq)
 
     def default_root(self, config) -> Path:
         raise NotImplementedError

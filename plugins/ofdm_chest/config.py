@@ -9,11 +9,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from sigplex.core.config import OptimConfig, Section, TaskConfig, TrainerConfig
+from sigplex.core.config import ModelConfig, OptimConfig, Section, TaskConfig, TrainerConfig
 from sigplex.datasets.ofdm import Conditions, OFDMGrid
 
 
-class ModelSection(Section):
+class ModelSection(ModelConfig):
     """AdaFortiTran (with priors) or FortiTran (without) and its size."""
 
     name: Literal["adafortitran", "fortitran"] = "adafortitran"

@@ -78,9 +78,8 @@ class ChestTask(Task):
     # --- building -------------------------------------------------------------------
     def build_model(self, config):
         m, g = config.model, grid_of(config)
-        return create_model(m.name, n_subcarriers=g.n_subcarriers, n_symbols=g.n_symbols, pilot_shape=g.pilot_shape,
-                            patch=tuple(m.patch), dim=m.dim, depth=m.depth, heads=m.heads, mlp_ratio=m.mlp_ratio,
-                            dropout=m.dropout)
+        return create_model(m.name, **m.arguments(), n_subcarriers=g.n_subcarriers, n_symbols=g.n_symbols,
+                            pilot_shape=g.pilot_shape)
 
     def build_data(self, config, data):
         d, g = config.data, grid_of(config)

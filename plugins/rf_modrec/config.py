@@ -6,17 +6,21 @@ from typing import Any, Optional
 
 from pydantic import Field, model_validator
 
-from sigplex.core.config import OptimConfig, Section, TaskConfig, TrainerConfig
+from sigplex.core.config import ModelConfig, OptimConfig, Section, TaskConfig, TrainerConfig
 
 FIXED_ARGS = ("n_classes", "n_samples", "in_channels", "dropout")
 
 
-class ModelSection(Section):
+class ModelSection(ModelConfig):
     """``name``: a registered rf model (clst, kd_cnn, kd_mobilenet, vtcnn2); ``options``: its other arguments."""
 
     name: str = "clst"
     dropout: Optional[float] = Field(None, ge=0, lt=1, description="the model's default if unset")
     options: dict[str, Any] = Field(default_factory=dict, description="e.g. dims=[32, 64, 128] for clst")
+
+    def arguments(self) -> dict[str, Any]:
+        """``options``, and ``dropout`` when set (else the model's default)."""
+        return dict(self.options, **({"dropout": self.dropout} if self.dropout is not None else {}))
 
     @model_validator(mode="after")
     def _known_options(self):

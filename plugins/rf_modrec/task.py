@@ -61,10 +61,7 @@ class ClassifyTask(Task):
         from sigplex.datasets.rf.generator import RADIOML_CLASSES
 
         m, d = config.model, config.data
-        kwargs = dict(m.options, n_classes=len(d.classes or RADIOML_CLASSES), n_samples=d.n_samples)
-        if m.dropout is not None:
-            kwargs["dropout"] = m.dropout
-        return create_model(m.name, **kwargs)
+        return create_model(m.name, **m.arguments(), n_classes=len(d.classes or RADIOML_CLASSES), n_samples=d.n_samples)
 
     def build_data(self, config, data):
         classes, n_samples, train, val, test = build_splits(config.data, Path(data) if data else None)

@@ -9,10 +9,10 @@ from typing import Literal, Optional
 
 from pydantic import Field, model_validator
 
-from sigplex.core.config import OptimConfig, Section, TaskConfig, TrainerConfig
+from sigplex.core.config import ModelConfig, OptimConfig, Section, TaskConfig, TrainerConfig
 
 
-class ModelSection(Section):
+class ModelSection(ModelConfig):
     """Which separator and its size; the defaults are a small CPU model (see the ``paper`` preset)."""
 
     name: Literal["mossformer2", "mossformer"] = "mossformer2"

@@ -9,10 +9,10 @@ from typing import Literal, Optional
 
 from pydantic import Field, model_validator
 
-from sigplex.core.config import OptimConfig, Section, TaskConfig, TrainerConfig
+from sigplex.core.config import ModelConfig, OptimConfig, Section, TaskConfig, TrainerConfig
 
 
-class ModelSection(Section):
+class ModelSection(ModelConfig):
     """Which forecaster and its size (fields a model does not use are ignored by it)."""
 
     name: Literal["itransformer", "tsmixer", "dctnet"] = "itransformer"
@@ -27,6 +27,16 @@ class ModelSection(Section):
     expansion: int = Field(2, ge=1, description="tsmixer MLP expansion")
     channel_mixing: bool = Field(True, description="tsmixer: hybrid channel mixing in every block")
     reconcile: bool = Field(False, description="tsmixer: online cross-channel reconciliation head")
+
+    def arguments(self) -> dict:
+        """The fields the model ``name`` takes (``n_vars``, ``lookback`` and ``horizon`` come from the data)."""
+        common = dict(d_model=self.d_model, n_layers=self.n_layers, dropout=self.dropout)
+        if self.name == "itransformer":
+            return dict(common, n_heads=self.n_heads, d_ff=self.d_ff)
+        if self.name == "tsmixer":
+            return dict(common, patch_len=self.patch_len, stride=self.stride, expansion=self.expansion,
+                        head_dropout=self.dropout, channel_mixing=self.channel_mixing, reconcile=self.reconcile)
+        return dict(common, n_heads=self.n_heads, d_ff=self.d_ff, patch_len=self.patch_len, stride=self.stride)
 
     @model_validator(mode="after")
     def _heads_divide(self):

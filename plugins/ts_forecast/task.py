@@ -77,16 +77,7 @@ class ForecastTask(Task):
     # --- building -------------------------------------------------------------------
     def build_model(self, config):
         m, d = config.model, config.data
-        common = dict(n_vars=n_vars_of(config), lookback=d.lookback, horizon=d.horizon, d_model=m.d_model,
-                      n_layers=m.n_layers, dropout=m.dropout)
-        if m.name == "itransformer":
-            kw = dict(n_heads=m.n_heads, d_ff=m.d_ff)
-        elif m.name == "tsmixer":
-            kw = dict(patch_len=m.patch_len, stride=m.stride, expansion=m.expansion, head_dropout=m.dropout,
-                      channel_mixing=m.channel_mixing, reconcile=m.reconcile)
-        else:
-            kw = dict(n_heads=m.n_heads, d_ff=m.d_ff, patch_len=m.patch_len, stride=m.stride)
-        return create_model(m.name, **common, **kw)
+        return create_model(m.name, **m.arguments(), n_vars=n_vars_of(config), lookback=d.lookback, horizon=d.horizon)
 
     def build_data(self, config, data):
         d = config.data
