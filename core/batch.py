@@ -326,7 +326,6 @@ def _one(predictor, task, prepared, item: InputItem, root, output, out_dir, base
 def predict_one(predictor, source: str | Path, output: str | Path, *, overwrite: bool = False,
                 hash_paths: bool = False) -> ItemResult:
     """Predict one input into the output file ``output`` (with sidecars); a failure is raised, not recorded."""
-
     check_suffix(predictor.task, Path(output))
     (result,) = predict_many(predictor, [source], output, overwrite=overwrite, hash_paths=hash_paths,
                              progress=False, single_output=True)

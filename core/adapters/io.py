@@ -187,15 +187,16 @@ def load_adapter_checkpoint(model: nn.Module, weights: dict[str, torch.Tensor], 
             report = apply_adapter(model, specs, train_norms=rule == "train")
         except UserError as exc:
             raise UserError(f"{source}: cannot apply the saved adapter specs to {type(model).__name__}: {exc}") from None
-    own = adapter_state_dict(model)
-    base_keys = _base_keys(model, weights, meta, source)
+    full = model.state_dict()
+    names = adapter_module_names(model)
+    own = {k for k in full if is_adapter_key(k, names)}
+    base_keys = _base_keys(full, names, weights, meta, source)
     adapter_weights = {k: v for k, v in weights.items() if k not in base_keys}
-    missing = sorted(set(own) - set(adapter_weights))
-    extra = sorted(set(adapter_weights) - set(own))
+    missing = sorted(own - set(adapter_weights))
+    extra = sorted(set(adapter_weights) - own)
     if missing or extra:
         raise UserError(f"{source}: adapter keys differ from the model's (missing {missing[:3]}, "
                         f"unexpected {extra[:3]}); load onto a plain model to apply the saved specs")
-    full = model.state_dict()
     for k, v in weights.items():
         if tuple(v.shape) != tuple(full[k].shape):
             raise UserError(f"{source}: {k}: shape {tuple(v.shape)} in the file, {tuple(full[k].shape)} in the model")
@@ -222,9 +223,9 @@ def _saved_specs(meta: dict, source: str) -> list[str] | None:
     return specs
 
 
-def _base_keys(model: nn.Module, weights: dict, meta: dict, source: str) -> set[str]:
-    """The base (non-adapter) keys among ``weights``: the metadata's list, else those outside the adapters."""
-    names = adapter_module_names(model)
+def _base_keys(full: dict, names: set[str], weights: dict, meta: dict, source: str) -> set[str]:
+    """The base (non-adapter) keys among ``weights``: the metadata's list, else those outside the adapters
+    (``full``: the model's state_dict, ``names``: its adapter module names)."""
     if "adapter_base_keys" in meta:
         try:
             keys = set(json.loads(meta["adapter_base_keys"]))
@@ -232,7 +233,6 @@ def _base_keys(model: nn.Module, weights: dict, meta: dict, source: str) -> set[
             raise UserError(f"{source}: metadata 'adapter_base_keys' is not a JSON list of tensor names") from None
     else:
         keys = {k for k in weights if not is_adapter_key(k, names)}
-    full = model.state_dict()
     wrong = sorted(k for k in keys if k not in weights or k not in full or is_adapter_key(k, names))
     if wrong:
         raise UserError(f"{source}: base tensor {wrong[0]!r} is listed but missing from the file or the model")

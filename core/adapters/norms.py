@@ -79,15 +79,12 @@ def tracks_statistics(module: nn.Module) -> bool:
     return isinstance(module, _NormBase) and module.track_running_stats
 
 
-def hold_norms(model: nn.Module) -> list[str]:
-    """Hold every base norm with running statistics in eval mode; returns their names."""
-    held = []
-    for name, module in base_modules(model):
+def hold_norms(model: nn.Module) -> None:
+    """Hold every base norm with running statistics in eval mode."""
+    for _, module in base_modules(model):
         if tracks_statistics(module) and not isinstance(module, HeldInEval):
             module.__class__ = _held_class(type(module))
             module.train(False)
-            held.append(name)
-    return held
 
 
 def release_norms(model: nn.Module) -> None:
@@ -107,11 +104,10 @@ def norm_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
 
 
 def set_norm_rule(model: nn.Module, train_norms: bool) -> None:
-    """Apply the rule after the base was frozen: hold the norms, or make their parameters trainable."""
+    """Put the rule in force: hold the norms, or let them follow ``train()`` (which parameters train is
+    :func:`~sigplex.core.adapters.inject.freeze_base`'s, which reads the rule)."""
     if train_norms:
         release_norms(model)
-        for _, p in norm_parameters(model):
-            p.requires_grad_(True)
     else:
         hold_norms(model)
     model.__dict__[RULE_ATTR] = "train" if train_norms else "eval"
