@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .errors import UserError
+from .errors import UserError, one_line
 from .fileio import atomic_write_text, deferred_sync, sha256_file
 from .outputs import check_suffix, output_files, write_combined_table, write_outputs
 
@@ -72,8 +72,8 @@ def _manifest_paths(path: Path) -> list[Path]:
 def _is_csv_manifest(path: Path) -> bool:
     if path.suffix.lower() != ".csv" or not path.is_file():
         return False
-    with open(path, newline="") as fh:
-        first = fh.readline()
+    with open(path, newline="", errors="replace") as fh:  # any bytes: only a header of 'path' makes a manifest
+        first = fh.readline(4096)
     return first.split(",")[0].strip().strip('"').lower() == "path"
 
 
@@ -163,7 +163,8 @@ def output_for(task, inp: Path, root: Path, out_dir: Path) -> Path:
     else:
         name = name.split(".")[0] if inp.is_file() and "." in name[1:] else name
     suffixes = task.output_suffixes
-    suffix = suffixes[0] if suffixes else ""
+    # a task that declares no output suffix (contract v1) writes what it read: the input's suffix
+    suffix = suffixes[0] if suffixes else rel.name[len(name):]
     return out_dir / rel.parent / f"{name}{suffix}"
 
 
@@ -314,9 +315,9 @@ def _one(predictor, task, prepared, item: InputItem, root, output, out_dir, base
             atomic_write_text(_sidecar(f), json.dumps({**record, "output": f.name}, indent=1, default=str))
         result.outputs = [str(f) for f in written]
     except UserError as exc:
-        result.status, result.error, result.error_type = "failed", str(exc), "UserError"
+        result.status, result.error, result.error_type = "failed", one_line(exc), "UserError"
     except Exception as exc:  # one bad input must not stop the batch
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        first = one_line(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
         result.status, result.error, result.error_type = "failed", f"{type(exc).__name__}: {first}", type(exc).__name__
     finally:
         result.seconds = round(time.perf_counter() - t0, 4)

@@ -13,7 +13,8 @@ import sys
 import traceback
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, one_line
+from .limits import DEFAULT_MAX_INPUT_MB, input_limit
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     set_arg(ev, "data.fill=ffill")
     ev.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     ev.add_argument("--json", action="store_true", help="print JSON")
+    ev.add_argument("--max-input-mb", type=float, default=DEFAULT_MAX_INPUT_MB,
+                    help="the most memory one input may hold, in MB (default 2048; larger inputs are refused)")
 
     pr = sub.add_parser("predict", help="run a trained model on new input", parents=[common])
     task_args(pr, required=False)
@@ -82,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     pr.add_argument("--engine", default="torch", choices=["torch", "onnxruntime"],
                     help="run the model in torch, or in ONNX Runtime from RUN/export/model.onnx (exported if missing)")
+    pr.add_argument("--max-input-mb", type=float, default=DEFAULT_MAX_INPUT_MB,
+                    help="the most memory one input may hold, in MB (default 2048; larger inputs are refused)")
 
     sv = sub.add_parser("serve", help="serve a trained model over HTTP (FastAPI + uvicorn)", parents=[common])
     task_args(sv, required=False)
@@ -90,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--token-env", help="environment variable holding the bearer token clients must send")
     sv.add_argument("--max-body-mb", type=float, default=100.0, help="largest request body accepted")
+    sv.add_argument("--max-input-mb", type=float, default=DEFAULT_MAX_INPUT_MB,
+                    help="the most memory one input may hold, in MB (default 2048; larger inputs are refused)")
     sv.add_argument("--timeout-s", type=float, default=60.0, help="answer 503 when a prediction takes longer")
     sv.add_argument("--queue", type=int, default=8, help="requests that may wait; more get 429")
     sv.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
@@ -241,7 +248,7 @@ def _cmd_serve(args) -> int:
         raise UserError("serve: give --checkpoint RUN_DIR, or --plugin NAME to serve the task's shipped weights")
     serve(args.checkpoint, plugin=args.plugin, task=args.task, host=args.host, port=args.port, token=token,
           max_body_mb=args.max_body_mb, timeout_s=args.timeout_s, device=args.device, engine=args.engine,
-          queue_size=args.queue)
+          queue_size=args.queue, max_input_mb=args.max_input_mb)
     return 0
 
 
@@ -284,6 +291,29 @@ def _quiet_dependencies() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _dispatch(parser, args, argv) -> int:
+    if args.command == "plugins":
+        if args.plugins_command == "new":
+            return _cmd_plugins_new(args)
+        if args.plugins_command != "list":
+            parser.parse_args(["plugins", "--help"])
+        return _cmd_plugins_list(args)
+    if args.command == "card":
+        return _cmd_card(args)
+    if args.command == "serve":
+        return _cmd_serve(args)
+    if args.command == "train":
+        return _cmd_train(args, argv)
+    if args.command == "evaluate":
+        return _cmd_evaluate(args)
+    if args.command == "predict":
+        return _cmd_predict(args)
+    if args.command == "export":
+        return _cmd_export(args)
+    parser.print_help()
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
@@ -298,30 +328,12 @@ def main(argv: list[str] | None = None) -> int:
     if not verbose:
         _quiet_dependencies()
     try:
-        if args.command == "plugins":
-            if args.plugins_command == "new":
-                return _cmd_plugins_new(args)
-            if args.plugins_command != "list":
-                parser.parse_args(["plugins", "--help"])
-            return _cmd_plugins_list(args)
-        if args.command == "card":
-            return _cmd_card(args)
-        if args.command == "serve":
-            return _cmd_serve(args)
-        if args.command == "train":
-            return _cmd_train(args, argv)
-        if args.command == "evaluate":
-            return _cmd_evaluate(args)
-        if args.command == "predict":
-            return _cmd_predict(args)
-        if args.command == "export":
-            return _cmd_export(args)
-        parser.print_help()
-        return 2
+        with input_limit(getattr(args, "max_input_mb", DEFAULT_MAX_INPUT_MB)):
+            return _dispatch(parser, args, argv)
     except UserError as exc:
         if verbose:
             traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -330,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         if verbose:
             traceback.print_exc()
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"internal error: {type(exc).__name__}: {first} (run with --verbose for the traceback)", file=sys.stderr)
+        print(f"internal error: {type(exc).__name__}: {one_line(first)} (run with --verbose for the traceback)",
+              file=sys.stderr)
         return 1
 
 

@@ -158,3 +158,9 @@ def _warn_v2(cls, found: list[str]) -> None:
     plugin = cls.__module__.split(".")[0]
     notify(f"plugin {plugin} uses the v2 task contract ({cls.__name__}); it keeps working for one release. "
            f"Replace: {'; '.join(found)} (see docs/plugin-authoring.md)", DeprecationWarning)
+
+
+def is_builtin(task) -> bool:
+    """Whether ``task`` is one of sigplex's own (a v1 adapter is judged by the task it wraps)."""
+    inner = task.v1 if isinstance(task, V1TaskAdapter) else task
+    return type(inner).__module__.startswith("sigplex.")

@@ -38,6 +38,16 @@ def require(module: str, extra: str, purpose: str = ""):
         ) from exc
 
 
+def one_line(text: str) -> str:
+    """``text`` on one printable line: line breaks and other control characters (from a damaged file's
+    bytes, say) are shown escaped.
+
+    >>> one_line("bad column 'a\\nb'")
+    "bad column 'a\\\\nb'"
+    """
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
 NOTICES = {"stderr": False}  # the CLI sets this: notices become one plain "warning: ..." line on stderr
 
 

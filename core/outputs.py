@@ -54,7 +54,76 @@ def write_outputs(task, result, output: Path, prepared: Prepared, files: list[Pa
         written = [f for f in files if f.exists()]
     elif isinstance(written, (str, Path)):
         written = [written]
-    return [Path(p) for p in written]
+    written = [Path(p) for p in written]
+    for path in written:
+        found = nonfinite_values(path)
+        if found is not None:  # never a NaN in an output: the files go, the input is refused
+            for p in written:
+                p.unlink(missing_ok=True)
+            raise UserError(f"{source or output}: the prediction holds {found} ({path.name}); expected finite "
+                            "input values")
+    return written
+
+
+def nonfinite_values(path: Path) -> str | None:
+    """What non-finite numbers an output file holds (``"NaN or infinite values"``, ``"'nan'"``), or None.
+    NPY/NPZ arrays, CSV cells, JSON numbers and float WAV samples are read; other formats pass as they are."""
+    import csv
+    import json
+    import math
+
+    import numpy as np
+
+    from .arrays import load_npy, load_npz
+
+    lower = path.name.lower()
+    if lower.endswith(".csv"):
+        with open(path, newline="") as fh:
+            for row in csv.reader(fh):
+                for cell in row:
+                    try:
+                        if not math.isfinite(float(cell)):
+                            return repr(cell)
+                    except ValueError:
+                        continue
+        return None
+    if lower.endswith(".json"):
+        tokens: list[str] = []
+        json.loads(path.read_text(), parse_constant=tokens.append)
+        return tokens[0] if tokens else None
+    if lower.endswith(".npy"):
+        arrays = [load_npy(path)]
+    elif lower.endswith(".npz"):
+        arrays = list(load_npz(path).values())
+    elif lower.endswith(".wav"):
+        arrays = [_wav_floats(path)]
+    else:
+        return None
+    bad = any(a.dtype.kind in "fc" and not np.isfinite(a).all() for a in arrays)
+    return "NaN or infinite values" if bad else None
+
+
+def _wav_floats(path: Path):
+    """The samples of a float WAV (format 3) as an array; PCM WAVs cannot hold NaN (an empty array)."""
+    import struct
+
+    import numpy as np
+
+    with open(path, "rb") as fh:
+        data = fh.read()
+    pos, fmt, bits = 12, None, 0
+    while pos + 8 <= len(data):
+        tag, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        body = data[pos + 8:pos + 8 + size]
+        if tag == b"fmt ":
+            fmt, bits = struct.unpack("<H", body[:2])[0], struct.unpack("<H", body[14:16])[0]
+            if fmt == 0xFFFE and len(body) >= 26:
+                fmt = struct.unpack("<H", body[24:26])[0]
+        elif tag == b"data" and fmt == 3 and bits in (32, 64):
+            width = bits // 8
+            return np.frombuffer(body[: len(body) // width * width], "<f4" if bits == 32 else "<f8")
+        pos += 8 + size + (size & 1)
+    return np.zeros(0, np.float32)
 
 
 def class_probability_csv(probabilities, classes, columns=None, *, predicted=None, confidence: bool = False,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .compat import prepare
+from .compat import is_builtin, prepare
 from .config import as_overrides, resolve_config
 from .errors import UserError
 from .run import RunDir
@@ -32,12 +32,36 @@ class Predictor:
         return self.prepared.config
 
     def predict(self, inputs: Any):
+        """The task's prediction for one input (a path, or in-memory data).
+
+        A path is checked first (:func:`~sigplex.core.arrays.check_container`: declared sizes against the
+        input limit, damaged containers). A third-party task whose reader fails with an exception other
+        than ``UserError`` is answered ``FILE: plugin X could not read it (...)``; a built-in task's
+        readers raise their own one-line errors, so anything else from them stays an internal error.
+        """
         import torch
 
+        from .arrays import check_input
+
+        if isinstance(inputs, (str, Path)):
+            check_input(Path(inputs))
         if hasattr(self.model, "eval"):
             self.model.eval()
         with torch.no_grad():
-            return self.task.predict(self.model, inputs, self.prepared)
+            try:
+                return self.task.predict(self.model, inputs, self.prepared)
+            except UserError as exc:
+                if isinstance(inputs, (str, Path)) and Path(inputs).name not in str(exc):
+                    raise type(exc)(f"{inputs}: {exc}") from exc  # every refusal names its file
+                raise
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:
+                if not isinstance(inputs, (str, Path)) or is_builtin(self.task):
+                    raise
+                first = (str(exc).strip().splitlines() or [""])[0]
+                raise UserError(f"{inputs}: plugin {self.plugin or self.task.name} could not read it "
+                                f"({type(exc).__name__}: {first})") from exc
 
     def predict_many(self, inputs, output_dir: str | Path, *, overwrite: bool = False, hash_paths: bool = False,
                      progress: bool | None = None):
@@ -63,6 +87,9 @@ class Predictor:
         if data is not None:
             if not Path(data).exists():
                 raise UserError(f"--data {data}: no such file or folder")
+            from .arrays import check_input
+
+            check_input(Path(data))
             dataset = self.task.evaluation_data(Path(data), prepared)
         else:
             _, rebuilt = prepare(self.task, prepared.config, self.run.info.get("data") if self.run else None)

@@ -24,7 +24,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError, require
+from .errors import UserError, one_line, require
+from .limits import DEFAULT_MAX_INPUT_MB, input_limit
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 
@@ -80,8 +81,10 @@ def _safe_name(name: str | None, fallback: str) -> str:
 class Service:
     """The model, its one worker thread and the queue bookkeeping behind the HTTP app."""
 
-    def __init__(self, predictor, *, timeout_s: float = 60.0, queue_size: int = 8, card: dict | None = None):
+    def __init__(self, predictor, *, timeout_s: float = 60.0, queue_size: int = 8, card: dict | None = None,
+                 max_input_mb: float = DEFAULT_MAX_INPUT_MB):
         self.predictor = predictor
+        self.max_input_mb = float(max_input_mb)
         self.timeout_s = float(timeout_s)
         self.queue_size = int(queue_size)
         self.card = card or {}
@@ -106,8 +109,11 @@ class Service:
             suffixes = tuple(task.output_suffixes)
             output = tmp / "out" / f"prediction{suffixes[0] if suffixes else ''}"
             written_expected = check_outputs(task, output, prepared, overwrite=True, source=source)
-            result = self.predictor.predict(source)
-            written = write_outputs(task, result, output, prepared, written_expected, source=source)
+            try:
+                result = self.predictor.predict(source)
+                written = write_outputs(task, result, output, prepared, written_expected, source=source)
+            except UserError as exc:  # name the upload as the client sent it, not the server's temporary folder
+                raise type(exc)(str(exc).replace(f"{tmp}/", "")) from exc
             if len(written) == 1:
                 return written[0].read_bytes(), _media_type(written[0]), written[0].name
             buf = io.BytesIO()
@@ -125,6 +131,10 @@ class Service:
             raise UserError("inputs: expected a (nested) list of numbers") from None
         return jsonable(self.predictor.predict(array))
 
+    def _limited(self, fn, *args):
+        with input_limit(self.max_input_mb):  # the worker thread holds the server's input limit
+            return fn(*args)
+
     async def run(self, fn, *args):
         """Run ``fn`` on the worker within the queue bound and the time limit."""
         from fastapi import HTTPException
@@ -134,7 +144,7 @@ class Service:
         self.pending += 1
         try:
             loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(self.worker, fn, *args)
+            future = loop.run_in_executor(self.worker, self._limited, fn, *args)
             try:
                 return await asyncio.wait_for(future, timeout=self.timeout_s)
             except asyncio.TimeoutError:
@@ -154,14 +164,15 @@ def _media_type(path: Path) -> str:
 
 
 def create_app(predictor, *, token: str | None = None, max_body_mb: float = 100.0, timeout_s: float = 60.0,
-               queue_size: int = 8, card: dict | None = None):
+               queue_size: int = 8, card: dict | None = None, max_input_mb: float = DEFAULT_MAX_INPUT_MB):
     """The FastAPI app serving ``predictor`` (see the module docstring)."""
     require("fastapi", "serve", "platform serve")
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.responses import JSONResponse, Response
 
-    service = Service(predictor, timeout_s=timeout_s, queue_size=queue_size, card=card)
+    service = Service(predictor, timeout_s=timeout_s, queue_size=queue_size, card=card, max_input_mb=max_input_mb)
     limit = int(max_body_mb * 1024 * 1024)
+    drain = DRAIN_FACTOR * limit
     app = FastAPI(title="sigplex", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service
 
@@ -169,16 +180,18 @@ def create_app(predictor, *, token: str | None = None, max_body_mb: float = 100.
     async def guard(request: Request, call_next):
         if token is not None and request.url.path != "/health":
             if request.headers.get("authorization", "") != f"Bearer {token}":
-                return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401)
+                return await _refuse(request, 401, "missing or wrong bearer token", drain)
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
-            return JSONResponse({"error": f"request body is {int(length)} bytes; the limit is {max_body_mb:g} MB"},
-                                status_code=413)
+            return await _refuse(request, 413, f"request body is {int(length)} bytes; the limit is {max_body_mb:g} MB",
+                                 drain)
         try:
             return await call_next(request)
+        except _BodyTooLarge as exc:
+            return await _refuse(request, 413, str(exc), drain)
         except Exception as exc:  # never a traceback to the client
             first = (str(exc).strip().splitlines() or [""])[0]
-            return JSONResponse({"error": f"internal error: {type(exc).__name__}: {first}"}, status_code=500)
+            return JSONResponse({"error": f"internal error: {type(exc).__name__}: {one_line(first)}"}, status_code=500)
 
     @app.exception_handler(HTTPException)
     async def http_error(request, exc: HTTPException):
@@ -186,7 +199,7 @@ def create_app(predictor, *, token: str | None = None, max_body_mb: float = 100.
 
     @app.exception_handler(UserError)
     async def user_error(request, exc: UserError):
-        return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"error": one_line(exc)}, status_code=getattr(exc, "http_status", 400))
 
     @app.get("/health")
     async def health():
@@ -224,14 +237,35 @@ def create_app(predictor, *, token: str | None = None, max_body_mb: float = 100.
     return app
 
 
-async def _read_body(request, limit: int) -> bytes:
-    from fastapi import HTTPException
+DRAIN_FACTOR = 4  # an oversized body is read and dropped up to this many times the limit before the answer
 
+
+class _BodyTooLarge(Exception):
+    """A body without a declared length passed the limit while it was read."""
+
+
+async def _refuse(request, status: int, message: str, drain: int):
+    """Answer ``status`` after reading and dropping what the client still sends (up to ``drain`` bytes), so
+    that a client still sending reads the answer, not a broken pipe; past ``drain`` the connection closes."""
+    from fastapi.responses import JSONResponse
+
+    seen = 0
+    try:
+        async for chunk in request.stream():
+            seen += len(chunk)
+            if seen > drain:
+                return JSONResponse({"error": message}, status_code=status, headers={"connection": "close"})
+    except Exception:  # the stream was read already, or the client went away
+        pass
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _read_body(request, limit: int) -> bytes:
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise HTTPException(413, detail=f"request body exceeds the limit of {limit // (1024 * 1024)} MB")
+            raise _BodyTooLarge(f"request body exceeds the limit of {limit / (1024 * 1024):g} MB")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -256,7 +290,8 @@ async def _multipart_files(request, body: bytes) -> list[tuple[str, bytes]]:
 
 def serve(checkpoint=None, *, plugin: str | None = None, task: str | None = None, host: str = "127.0.0.1",
           port: int = 8000, token: str | None = None, max_body_mb: float = 100.0, timeout_s: float = 60.0,
-          device: str = "cpu", engine: str = "torch", queue_size: int = 8) -> None:
+          device: str = "cpu", engine: str = "torch", queue_size: int = 8,
+          max_input_mb: float = DEFAULT_MAX_INPUT_MB) -> None:
     """Load the model once and serve it with uvicorn until interrupted."""
     require("uvicorn", "serve", "platform serve")
     import uvicorn
@@ -269,7 +304,7 @@ def serve(checkpoint=None, *, plugin: str | None = None, task: str | None = None
     predictor = load_predictor(checkpoint, plugin=plugin, task=task, device=device, engine=engine)
     card = (predictor.run.card if predictor.run is not None else None) or {}
     app = create_app(predictor, token=token, max_body_mb=max_body_mb, timeout_s=timeout_s, queue_size=queue_size,
-                     card=card)
+                     card=card, max_input_mb=max_input_mb)
     print(f"serving {predictor.plugin}/{predictor.task.name} on http://{host}:{port} "
           f"(engine {engine}, token {'on' if token else 'off'})", flush=True)
     uvicorn.run(app, host=host, port=int(port), log_level="warning", access_log=False)

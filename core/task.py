@@ -365,6 +365,11 @@ class Task:
         """
         return []
 
+    def format_variants(self, sample: Path, folder: Path) -> list:
+        """Hostile variants of one input file particular to its format (NIfTI, WAV, ...), written into ``folder``
+        (default: none; the core makes the generic ones). See :mod:`sigplex.core.hostile`."""
+        return []
+
 
 def first_tensor(batch):
     """The first value of a batch (a tensor, or the first element of a tuple/list or a dict's first value)."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sigplex.core.errors import UserError
+from sigplex.core.limits import check_size
 
 EXTENSIONS = (".edf", ".bdf", ".gdf", ".fif", ".fif.gz", ".vhdr", ".set")
 _SUFFIXES = re.compile(r"(_raw|_eeg|_raw_sss|-raw|-eeg)$")
@@ -96,10 +97,17 @@ def read_raw(path: str | Path):
     if not is_supported(path):
         raise UserError(f"{path}: unsupported file type; expected one of {', '.join(EXTENSIONS)}")
     try:
-        return mne.io.read_raw(path, preload=True, verbose="error")
+        raw = mne.io.read_raw(path, preload=False, verbose="error")
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise UserError(f"{path}: MNE cannot read it ({type(exc).__name__}: {first})") from None
+    # the header's channels x samples, as float64, against the input limit before anything is loaded
+    check_size(8 * len(raw.ch_names) * raw.n_times, path, f"{len(raw.ch_names)} channels x {raw.n_times} samples")
+    try:
+        return raw.load_data(verbose="error")
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise UserError(f"{path}: MNE cannot read its samples ({type(exc).__name__}: {first})") from None
 
 
 def load_raw(recording: Recording):

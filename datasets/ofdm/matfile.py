@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sigplex.core.arrays import require_numeric
 from sigplex.core.errors import UserError
+from sigplex.core.limits import check_size
 
 from .channels import CHANNEL_MODELS, OFDMGrid
 
@@ -30,20 +32,25 @@ def parse_name(path: Path) -> np.ndarray:
 
 def read_mat(path: str | Path, grid: OFDMGrid = OFDMGrid()) -> dict[str, np.ndarray]:
     """One ``.mat`` file -> ``h`` ``[1, F, S]``, ``ls`` at the pilot grid ``[1, n_pf, n_ps]``, ``cond`` ``[1, 4]``."""
-    from scipy.io import loadmat
+    from scipy.io import loadmat, whosmat
 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: file not found")
     try:
+        declared = whosmat(str(path))  # names and shapes, before anything is decompressed
+        check_size(sum(16 * int(np.prod(shape, dtype=np.float64)) for _, shape, _ in declared), path,
+                   "the variables of the .mat file")
         mat = loadmat(str(path))
+    except UserError:
+        raise
     except Exception as exc:
         raise UserError(f"{path}: not a readable .mat file ({type(exc).__name__}: {exc})") from None
     if "H" not in mat:
         keys = ", ".join(k for k in mat if not k.startswith("__")) or "none"
         raise UserError(f"{path}: key 'H' is missing (found: {keys}); expected H of shape "
                         f"[{grid.n_subcarriers}, {grid.n_symbols}, >=2] = (ideal channel, LS with zeros off-pilot)")
-    H = np.asarray(mat["H"])
+    H = require_numeric(mat["H"], path, "key 'H'")
     want = (grid.n_subcarriers, grid.n_symbols)
     if H.ndim != 3 or H.shape[:2] != want or H.shape[2] < 2:
         raise UserError(f"{path}: key 'H' has shape {list(H.shape)}; expected [{want[0]}, {want[1]}, >=2] "

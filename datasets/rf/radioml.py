@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from sigplex.core.errors import UserError
+from sigplex.core.limits import check_size
 
 from .generator import RADIOML_CLASSES
 
@@ -197,14 +198,23 @@ def read_radioml2018(path: str | Path, labels: bool = True, max_frames: int | No
         if missing:
             raise UserError(f"{path}: key {missing[0]!r} is missing (keys: {sorted(fh.keys())}); expected X [N, L, 2] "
                             "IQ frames" + (", Y [N, classes] one-hot, Z [N, 1] SNR dB" if labels else ""))
+        for key in needed:
+            if not isinstance(fh[key], h5py.Dataset) or fh[key].ndim == 0 or fh[key].dtype.kind not in "biuf":
+                raise UserError(f"{path}: key {key!r} is not an array of numbers")
         n = fh["X"].shape[0]
         index = slice(None) if not max_frames or max_frames >= n else np.unique(
             np.linspace(0, n - 1, max_frames).astype(np.int64))
-        x = as_channels_first(fh["X"][index], f"{path}: key 'X'")
-        if not labels:
-            return IQFrames(x, None, None, tuple(classes or ()), str(path))
-        y, z = np.asarray(fh["Y"][index]), np.asarray(fh["Z"][index])
-        names = [_text(c) for c in fh["classes"][()]] if "classes" in fh else None
+        count = n if isinstance(index, slice) else len(index)
+        per_frame = int(np.prod(fh["X"].shape[1:], dtype=np.int64))
+        check_size(count * per_frame * (fh["X"].dtype.itemsize + 4), path, f"key 'X' {list(fh['X'].shape)}")
+        try:
+            x = as_channels_first(fh["X"][index], f"{path}: key 'X'")
+            if not labels:
+                return IQFrames(x, None, None, tuple(classes or ()), str(path))
+            y, z = np.asarray(fh["Y"][index]), np.asarray(fh["Z"][index])
+            names = [_text(c) for c in fh["classes"][()]] if "classes" in fh else None
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise UserError(f"{path}: damaged HDF5 data ({type(exc).__name__}: {exc})") from None
     if y.ndim == 2 and y.shape[0] == len(x):
         k = y.shape[1]
         y = y.argmax(1).astype(np.int64)
@@ -221,6 +231,35 @@ def read_radioml2018(path: str | Path, labels: bool = True, max_frames: int | No
     if len(names) < k:
         raise UserError(f"{path}: {k} classes in 'Y' but {len(names)} class names")
     return IQFrames(x, y, z.reshape(-1).astype(np.float32), names, str(path))
+
+
+def hostile_variants(sample: Path, folder: Path) -> list:
+    """HDF5 variants of a valid ``X``-only file for the hostile-input checks (:mod:`sigplex.core.hostile`):
+    ``X`` declaring far more than the input limit (compressed, never written), ``X`` as a group, as text,
+    holding NaN, and with no frames."""
+    from sigplex.core.hostile import HostileInput
+    from sigplex.core.limits import max_input_bytes
+
+    h5py = _h5py()
+    with h5py.File(sample, "r") as fh:
+        x = fh["X"][()]
+    frames = max_input_bytes() // (x.shape[1] * 2 * 4) * 2  # twice the limit as float32
+    found = []
+    for name in ("declares-over-limit", "group", "text", "nan", "no-frames"):
+        path = Path(folder) / f"h5-{name}" / sample.name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with h5py.File(path, "w") as fh:
+            if name == "declares-over-limit":
+                fh.create_dataset("X", shape=(frames, *x.shape[1:]), dtype="f4", chunks=(1, *x.shape[1:]),
+                                  compression="gzip")
+            elif name == "group":
+                fh.create_group("X")
+            elif name == "text":
+                fh["X"] = np.full(x.shape, "x", dtype="S1")
+            else:
+                fh["X"] = np.full_like(x, np.nan) if name == "nan" else x[:0]
+        found.append(HostileInput(f"h5:{name}", path, too_large=name == "declares-over-limit"))
+    return found
 
 
 def read_frames(path: str | Path, max_frames: int | None = None, classes: tuple[str, ...] | None = None) -> IQFrames:
@@ -240,5 +279,5 @@ def read_frames(path: str | Path, max_frames: int | None = None, classes: tuple[
     raise UserError(f"{path}: expected a RadioML file ({', '.join(PICKLE_SUFFIXES + HDF5_SUFFIXES)})")
 
 
-__all__ = ["HDF5_SUFFIXES", "IQFrames", "PICKLE_SUFFIXES", "RADIOML2018_CLASSES", "Refused", "RestrictedUnpickler",
-           "as_channels_first", "read_frames", "read_radioml2016", "read_radioml2018", "safe_load"]
+__all__ = ["HDF5_SUFFIXES", "IQFrames", "hostile_variants", "PICKLE_SUFFIXES", "RADIOML2018_CLASSES", "Refused",
+           "RestrictedUnpickler", "as_channels_first", "read_frames", "read_radioml2016", "read_radioml2018", "safe_load"]

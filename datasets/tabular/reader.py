@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from sigplex.core.errors import UserError, require
+from sigplex.core.limits import check_size
 
 DATE_NAMES = ("date", "ds", "datetime", "timestamp", "time")
 LONG_COLUMNS = ("unique_id", "ds", "y")
@@ -89,17 +90,27 @@ def future_dates(last, freq: str, periods: int):
     return pd.date_range(start=last, periods=periods + 1, freq=freq)[1:]
 
 
-def _numeric(df, columns: Sequence[str], source: str):
+def _numeric(df, columns: Sequence[str], source: str, decimal: str = "."):
+    """The ``columns`` as float64; text or an infinite value is a one-line error naming the line. Missing
+    values stay NaN (``data.fill`` decides). ``decimal=","``: a column pandas left as text for one bad
+    cell still reads its decimal commas, so the error names the bad cell."""
     pd = _pd()
     out = {}
     for col in columns:
         raw = df[col]
-        num = pd.to_numeric(raw, errors="coerce")
-        bad = num.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+        text = raw.astype(str).str.strip()
+        as_text = decimal == "," and not pd.api.types.is_numeric_dtype(raw)
+        num = pd.to_numeric(text.str.replace(",", ".", regex=False) if as_text else raw, errors="coerce")
+        bad = num.isna() & raw.notna() & (text != "")
         if bad.any():
             pos = int(np.flatnonzero(bad.to_numpy())[0])
             raise UserError(f"{source}: column {col!r} is not numeric (value {raw.iloc[pos]!r} on line "
                             f"{_line(pos)}); expected numbers in every series column (choose columns with data.targets)")
+        infinite = np.isinf(num.to_numpy(np.float64))
+        if infinite.any():
+            pos = int(np.flatnonzero(infinite)[0])
+            raise UserError(f"{source}: column {col!r} holds an infinite value (value {text.iloc[pos]!r} on line "
+                            f"{_line(pos)}); expected finite numbers (missing values may be left empty: data.fill)")
         out[col] = num.astype("float64")
     return pd.DataFrame(out, index=df.index)
 
@@ -203,18 +214,26 @@ def _read_long(df, source: str, targets: Sequence[str] | None, fill: str, dayfir
     return SeriesFrame(dates, wide.to_numpy(np.float64), columns, source, "long", "ds", infer_freq(dates))
 
 
-def _find_date_column(df, date_column: str, source: str) -> str:
+def _find_date_column(columns, date_column: str, source: str) -> str:
     if date_column != "auto":
-        if date_column not in df.columns:
+        if date_column not in columns:
             raise UserError(f"{source}: date column {date_column!r} not found (columns: "
-                            f"{', '.join(map(str, df.columns[:8]))}); set data.date_column to the column of timestamps")
+                            f"{', '.join(map(str, columns[:8]))}); set data.date_column to the column of timestamps")
         return date_column
-    lower = {str(c).lower(): c for c in df.columns}
+    lower = {str(c).lower(): c for c in columns}
     for name in DATE_NAMES:
         if name in lower:
             return lower[name]
     raise UserError(f"{source}: no date column (looked for {', '.join(DATE_NAMES)}; columns: "
-                    f"{', '.join(map(str, df.columns[:8]))}); add one or set data.date_column=NAME")
+                    f"{', '.join(map(str, columns[:8]))}); add one or set data.date_column=NAME")
+
+
+def _header(path: Path, dialect: dict) -> list[str]:
+    """The column names of ``path``'s first line (read alone: a header is checked before the file is parsed)."""
+    import csv
+
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+        return [c.strip() for c in next(csv.reader(fh, delimiter=dialect.get("sep", ",")), [])]
 
 
 def read_series(source, *, date_column: str = "auto", targets: Sequence[str] | None = None,
@@ -236,8 +255,13 @@ def read_series(source, *, date_column: str = "auto", targets: Sequence[str] | N
         name = str(path)
         if not path.is_file():
             raise UserError(f"{path}: no such file; expected a CSV file of time series")
+        # a parsed CSV holds about twice its text in memory (strings while parsing, then float64 columns)
+        check_size(2 * path.stat().st_size, path, "the CSV file")
+        dialect = _csv_dialect(path)
+        header = _header(path, dialect)
+        if header and layout != "long" and not set(LONG_COLUMNS) <= set(header):
+            _find_date_column(header, date_column, name)  # before parsing thousands of columns
         try:
-            dialect = _csv_dialect(path)
             df = pd.read_csv(path, **dialect)
         except Exception as exc:  # pandas raises several parser errors
             raise UserError(f"{path}: not a readable CSV file ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
@@ -248,7 +272,7 @@ def read_series(source, *, date_column: str = "auto", targets: Sequence[str] | N
     is_long = set(LONG_COLUMNS) <= set(df.columns)
     if layout == "long" or (layout == "auto" and is_long):
         return replace(_read_long(df, name, targets, fill, dayfirst), dialect=dialect)
-    dcol = _find_date_column(df, date_column, name)
+    dcol = _find_date_column(list(df.columns), date_column, name)
     dates = _parse_dates(df[dcol], name, dcol, dayfirst)
     columns = list(targets) if targets else [c for c in df.columns if c != dcol]
     absent = [c for c in columns if c not in df.columns]
@@ -257,7 +281,7 @@ def read_series(source, *, date_column: str = "auto", targets: Sequence[str] | N
                         f"{', '.join(map(str, df.columns[:8]))})")
     if not columns:
         raise UserError(f"{name}: no series columns besides the date column {dcol!r}")
-    values = _numeric(df, columns, name)
+    values = _numeric(df, columns, name, dialect.get("decimal", "."))
     order = np.argsort(dates.values, kind="stable")
     dates, values = dates[order], values.iloc[order].reset_index(drop=True)
     if dates.has_duplicates:

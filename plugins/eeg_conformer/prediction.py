@@ -122,3 +122,18 @@ def to_csv(prediction: dict) -> str:
 
 
 __all__ = ["Windows", "from_epochs", "from_raw", "model_input", "read_windows", "to_csv"]
+
+
+def write_samples(kind: str, d, folder: Path) -> list[Path]:
+    """Valid inputs for self-checks: one short simulated recording of the task's kind, as ``.fif`` and ``.fif.gz``."""
+    import mne
+
+    from sigplex.datasets.eeg.simulate import simulate_motor_imagery, simulate_seizures
+
+    folder = Path(folder)
+    root = (simulate_motor_imagery(folder / "sim", n_subjects=1, n_trials=6, seed=99) if kind == "mi" else
+            simulate_seizures(folder / "sim", n_subjects=1, minutes=1.0, sfreq=d.sfreq, seed=99))
+    fif = sorted(root.glob("*.fif"))[0]
+    packed = folder / "recording_raw.fif.gz"
+    mne.io.read_raw(fif, preload=True, verbose="error").save(packed, fmt="single", verbose="error", overwrite=True)
+    return [fif, packed]

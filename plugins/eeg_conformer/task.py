@@ -21,11 +21,13 @@ from sigplex.core.infer import run_batched
 from sigplex.core.models import create_model
 from sigplex.core.task import Prepared, Task, TaskCard
 from sigplex.datasets.eeg import EXTENSIONS
+from sigplex.datasets.eeg.hostile import hostile_variants
+from sigplex.datasets.eeg.simulate import simulate_motor_imagery, simulate_seizures
 
 from . import metrics as M
 from .config import MotorImageryConfig, SeizureConfig
 from .data import WindowDataset, class_weights, load_subjects, split, subject_names
-from .prediction import model_input, read_windows, to_csv
+from .prediction import model_input, read_windows, to_csv, write_samples
 
 LICENSE = ("The default data are simulated recordings generated on first use (no human data). A model "
            "trained on --data inherits that dataset's licence and consent terms.")
@@ -47,8 +49,10 @@ class _EEGTask(Task):
         return create_model(m.name, **m.arguments(), n_chans=len(d.channels), n_outputs=len(d.classes),
                             n_times=d.n_times, sfreq=d.sfreq)
 
-    def default_root(self, config) -> Path:
-        raise NotImplementedError
+    def sample_inputs(self, prepared, folder):
+        return write_samples(self.kind, self.data_section(prepared), Path(folder))
+
+    format_variants = staticmethod(hostile_variants)  # NaN/zero/short/missing-channel FIF recordings
 
     def build_data(self, config, data):
         subjects, channels = load_subjects(config.data, Path(data) if data else self.default_root(config), self.kind)
@@ -158,8 +162,6 @@ class MotorImageryTask(_EEGTask):
                     "varies widely across people and sessions, so evaluate on held-out subjects.", data_license=LICENSE)
 
     def default_root(self, config):
-        from sigplex.datasets.eeg.simulate import simulate_motor_imagery
-
         d = config.data
         return simulate_motor_imagery(n_subjects=d.sim_subjects, n_trials=d.sim_trials, sfreq=250.0, seed=d.sim_seed)
 
@@ -183,8 +185,6 @@ class SeizureTask(_EEGTask):
                     "data.threshold and on artefacts absent from the simulation.", data_license=LICENSE)
 
     def default_root(self, config):
-        from sigplex.datasets.eeg.simulate import simulate_seizures
-
         d = config.data
         return simulate_seizures(n_subjects=d.sim_subjects, minutes=d.sim_minutes, sfreq=d.sfreq, seed=d.sim_seed)
 

@@ -29,7 +29,7 @@ from .config import ChestConfig, conditions_of, grid_of, uses_priors
 from .metrics import baseline_estimates, nmse_metrics, nmse_table, to_complex
 from .plots import nmse_plot, write_table
 from .pretrained import RELATIVE_PATH
-from .reading import missing_priors, read_grids
+from .reading import missing_priors, read_grids, write_samples
 
 
 def model_inputs(batch: dict, config) -> tuple:
@@ -141,6 +141,9 @@ class ChestTask(Task):
     def example_input(self, prepared):
         ls = torch.randn(1, 2, *grid_of(prepared.config).pilot_shape)
         return (ls, torch.tensor([[10.0, 150.0, 600.0]])) if uses_priors(prepared.config) else ls
+
+    def sample_inputs(self, prepared, folder):
+        return write_samples(grid_of(prepared.config), conditions_of(prepared.config, "test"), folder)
 
     def plots(self, model, prepared, run_dir):
         test = prepared.held_out()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sigplex.core.arrays import load_npy
 from sigplex.core.errors import UserError
 
 from .data import unit_power
@@ -38,10 +39,7 @@ def read_inputs(inputs, d, n_samples: int | None) -> dict:
             x, info = capture_frames(path, length, d.max_frames)
             extra = {"start_sample": np.arange(len(x)) * length, "sample_rate": info["sample_rate"]}
         elif suffix == ".npy":
-            try:
-                arr = np.load(path, allow_pickle=False)
-            except (ValueError, OSError) as exc:
-                raise UserError(f"{path}: not a readable .npy file of IQ frames ({exc})") from None
+            arr = load_npy(path)
             x = as_channels_first(arr[None] if arr.ndim == 2 else arr, str(path))
         elif suffix in HDF5_SUFFIXES:
             f = read_radioml2018(path, labels=False)
@@ -64,6 +62,23 @@ def read_inputs(inputs, d, n_samples: int | None) -> dict:
     return {"x": unit_power(x) if d.normalize else x, "snr": snr, "label": label, "source": source, **extra}
 
 
+def write_samples(classes, n_samples: int, folder: Path) -> list[Path]:
+    """Valid inputs for self-checks: generated frames of a few classes at 10 dB as ``frames.npy`` ``[N, 2, L]``
+    and as a RadioML 2018 style ``frames.h5`` (``X`` ``[N, L, 2]``)."""
+    import h5py
+
+    from sigplex.datasets.rf.generator import RADIOML_CLASSES, Impairments, generate
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    known = tuple(c for c in classes if c in RADIOML_CLASSES)[:4] or RADIOML_CLASSES[:4]
+    x = generate(2, [10], known, 3, Impairments(length=n_samples))["x"].astype(np.float32)
+    np.save(folder / "frames.npy", x)
+    with h5py.File(folder / "frames.h5", "w") as fh:
+        fh["X"] = x.transpose(0, 2, 1)
+    return [folder / "frames.npy", folder / "frames.h5"]
+
+
 def to_csv(prediction: dict) -> str:
     """One row per frame: ``frame[, start_sample, start_s][, snr_db, label], prob_<class>..., predicted, confidence``
     (the core's class table)."""
@@ -83,4 +98,4 @@ def to_csv(prediction: dict) -> str:
     return class_probability_csv(probs, prediction["classes"], columns, confidence=True, digits=4)
 
 
-__all__ = ["SUFFIXES", "read_inputs", "to_csv"]
+__all__ = ["SUFFIXES", "read_inputs", "to_csv", "write_samples"]

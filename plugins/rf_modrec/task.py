@@ -23,7 +23,7 @@ from sigplex.core.task import Prepared, StepResult, Task, TaskCard
 from . import metrics as M
 from .config import ClassifyConfig
 from .data import FrameSet, build_splits, read_file
-from .prediction import SUFFIXES, read_inputs, to_csv
+from .prediction import SUFFIXES, read_inputs, to_csv, write_samples
 
 
 class ClassifyTask(Task):
@@ -116,6 +116,15 @@ class ClassifyTask(Task):
 
     def export_axes(self, prepared):
         return {0: {0: "batch"} if self.fixed_length(prepared) else {0: "batch", 2: "samples"}}
+
+    def sample_inputs(self, prepared, folder):
+        classes = list(prepared.state.get("classes") or prepared.config.data.classes or [])
+        return write_samples(classes, int(prepared.state.get("n_samples") or prepared.config.data.n_samples), folder)
+
+    def format_variants(self, sample, folder):
+        from sigplex.datasets.rf.radioml import HDF5_SUFFIXES, hostile_variants
+
+        return hostile_variants(sample, folder) if sample.suffix.lower() in HDF5_SUFFIXES else []
 
     def plots(self, model, prepared, run_dir):
         from .plots import write_plots

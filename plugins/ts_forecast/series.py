@@ -59,3 +59,23 @@ def warn_short_lookback(frame: SeriesFrame, lookback: int) -> None:
         warnings.warn(f"{frame.source}: data.lookback={lookback} rows cover less than one cycle of the data "
                       f"({season} rows at {frame.freq} steps), which the model then cannot see; consider "
                       f"--set data.lookback={season} or more", UserWarning, stacklevel=2)
+
+
+def write_samples(state: dict, lookback: int, folder) -> list:
+    """Valid inputs for self-checks: the run's series over ``2 * lookback`` rows at its time step, as a
+    comma-separated CSV and as a ';'-separated one with decimal commas."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from sigplex.datasets.tabular.synthetic import make_synthetic
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    columns = list(state.get("columns") or [f"ch{c}" for c in range(len(state["scaler_mean"]))])
+    frame = make_synthetic(2 * lookback, len(columns), seed=5).set_axis(["date", *columns], axis=1)
+    frame["date"] = pd.date_range("2024-01-01", periods=len(frame), freq=state.get("freq") or "h")
+    comma, semicolon = folder / "series.csv", folder / "series_semicolon.csv"
+    frame.to_csv(comma, index=False)
+    frame.to_csv(semicolon, index=False, sep=";", decimal=",")
+    return [comma, semicolon]

@@ -33,7 +33,7 @@ from sigplex.datasets.tabular import (
 from .config import ForecastConfig, n_vars_of
 from .plotting import forecast_plot
 from .scores import baseline_season, window_scores
-from .series import as_trained, fitted_state, read_frame, scaler_of, warn_short_lookback
+from .series import as_trained, fitted_state, read_frame, scaler_of, warn_short_lookback, write_samples
 
 
 @dataclass
@@ -150,6 +150,9 @@ class ForecastTask(Task):
 
     def example_input(self, prepared):
         return torch.randn(1, prepared.config.data.lookback, n_vars_of(prepared.config))
+
+    def sample_inputs(self, prepared, folder):
+        return write_samples(prepared.state, prepared.config.data.lookback, folder)
 
     def export_axes(self, prepared):
         return {0: {0: "batch"}}  # lookback and series count are fixed by the models' linear layers

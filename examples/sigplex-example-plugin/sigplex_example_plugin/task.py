@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from sigplex.core.arrays import load_npy, require_numeric
 from sigplex.core.config import Section, TaskConfig, TrainerConfig
 from sigplex.core.errors import UserError
 from sigplex.core.figures import figure
@@ -143,20 +144,28 @@ class DenoiseTask(Task):
         return {"mse": float((est - clean).pow(2).mean()), "snr_improvement_db": float(gain.mean())}
 
     def predict(self, model, inputs, prepared):
+        source = "input"
         if isinstance(inputs, (str, Path)):
-            path = Path(inputs)
+            source = path = Path(inputs)
             if path.suffix not in (".npy", ".csv", ".txt"):
                 raise UserError(f"{path}: expected a .npy, .csv or .txt file of samples")
             try:
-                inputs = (np.load(path, allow_pickle=False) if path.suffix == ".npy" else
+                inputs = (load_npy(path) if path.suffix == ".npy" else
                           np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None, ndmin=1))
             except (ValueError, OSError) as exc:
                 raise UserError(f"{path}: not a readable {path.suffix} file of samples ({exc})") from None
-        x = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
-        if x.ndim not in (1, 2):
-            raise UserError(f"input has shape {tuple(x.shape)}; expected [time] or [n_signals, time]")
+        x = torch.as_tensor(require_numeric(inputs, source, "the samples").astype(np.float32))
+        if x.ndim not in (1, 2) or x.shape[-1] == 0:
+            raise UserError(f"{source}: shape {tuple(x.shape)}; expected [time] or [n_signals, time]")
         y = run_batched(model, x.reshape(-1, 1, x.shape[-1]))[:, 0].numpy()
         return y[0] if x.ndim == 1 else y
+
+    def sample_inputs(self, prepared, folder):
+        clean, noisy = make_signals(2, prepared.config.data.length, prepared.config.data.noise_std, seed=11)
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / "signals.npy", noisy)
+        np.savetxt(folder / "signal.csv", noisy[0], delimiter=",")
+        return [folder / "signals.npy", folder / "signal.csv"]
 
     def write_prediction(self, prediction, output, prepared):
         with atomic_path(output) as tmp, open(tmp, "wb") as fh:
