@@ -267,7 +267,7 @@ def _folder_variants(sample: Path, out: Path, extra: Callable | None) -> list[Ho
         found.append(HostileInput("folder:symlink-loop", loop))
         target = files[0]
         for variant in generic_variants(target, out / "member-variants", extra):
-            case = out / f"folder-{variant.name.replace(':', '-').replace('%', '')}" / sample.name
+            case = out / f"member-{variant.name.replace(':', '-').replace('%', '')}" / sample.name
             shutil.copytree(sample, case)
             dest = case / target.relative_to(sample)
             dest.unlink()

@@ -4,6 +4,7 @@ Loading one (from a run, shipped weights or a weights file) is :mod:`sigplex.cor
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -47,21 +48,26 @@ class Predictor:
             check_input(Path(inputs))
         if hasattr(self.model, "eval"):
             self.model.eval()
-        with torch.no_grad():
-            try:
-                return self.task.predict(self.model, inputs, self.prepared)
-            except UserError as exc:
-                if isinstance(inputs, (str, Path)) and Path(inputs).name not in str(exc):
-                    raise type(exc)(f"{inputs}: {exc}") from exc  # every refusal names its file
+        with torch.no_grad(), self._reading(inputs):
+            return self.task.predict(self.model, inputs, self.prepared)
+
+    @contextlib.contextmanager
+    def _reading(self, source):
+        """Refusals name ``source``; a third-party task's unexpected exception on it becomes a refusal."""
+        try:
+            yield
+        except UserError as exc:
+            if isinstance(source, (str, Path)) and Path(source).name not in str(exc):
+                raise type(exc)(f"{source}: {exc}") from exc  # every refusal names its file
+            raise
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            if not isinstance(source, (str, Path)) or is_builtin(self.task):
                 raise
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:
-                if not isinstance(inputs, (str, Path)) or is_builtin(self.task):
-                    raise
-                first = (str(exc).strip().splitlines() or [""])[0]
-                raise UserError(f"{inputs}: plugin {self.plugin or self.task.name} could not read it "
-                                f"({type(exc).__name__}: {first})") from exc
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise UserError(f"{source}: plugin {self.plugin or self.task.name} could not read it "
+                            f"({type(exc).__name__}: {first})") from exc
 
     def predict_many(self, inputs, output_dir: str | Path, *, overwrite: bool = False, hash_paths: bool = False,
                      progress: bool | None = None):
@@ -90,7 +96,8 @@ class Predictor:
             from .arrays import check_input
 
             check_input(Path(data))
-            dataset = self.task.evaluation_data(Path(data), prepared)
+            with self._reading(data):
+                dataset = self.task.evaluation_data(Path(data), prepared)
         else:
             _, rebuilt = prepare(self.task, prepared.config, self.run.info.get("data") if self.run else None)
             dataset = rebuilt.split(split) if rebuilt.split(split) is not None else rebuilt.val

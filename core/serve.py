@@ -98,16 +98,19 @@ class Service:
         task, prepared = self.predictor.task, self.predictor.prepared
         with tempfile.TemporaryDirectory(prefix="sigplex-serve-") as tmp:
             tmp = Path(tmp)
-            if len(files) == 1 and task.input_kind != "folder":
-                source = tmp / _safe_name(files[0][0], "input")
-                source.write_bytes(files[0][1])
+            single = tmp / _safe_name(files[0][0], "input")
+            if len(files) == 1:
+                single.write_bytes(files[0][1])
+            if len(files) == 1 and (task.input_kind != "folder" or task.is_input(single)):
+                source = single  # one file, or one file the task takes on its own (brain_seg's 4D NIfTI)
             else:
+                single.unlink(missing_ok=True)
                 source = tmp / "input"
                 source.mkdir()
                 for i, (name, data) in enumerate(files):
                     (source / _safe_name(name, f"part{i}")).write_bytes(data)
-            suffixes = tuple(task.output_suffixes)
-            output = tmp / "out" / f"prediction{suffixes[0] if suffixes else ''}"
+            suffixes = tuple(task.output_suffixes)  # none declared (contract v1): the input's own suffix
+            output = tmp / "out" / f"prediction{suffixes[0] if suffixes else ''.join(source.suffixes)}"
             written_expected = check_outputs(task, output, prepared, overwrite=True, source=source)
             try:
                 result = self.predictor.predict(source)

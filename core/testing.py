@@ -140,12 +140,13 @@ def _lines(text: str) -> list[str]:
 
 
 def check_hostile_inputs(predictor, folder: str | Path, cli_args: list[str], *, samples=None,
-                         limit_mb: float = 32.0, serve: bool = True) -> dict:
+                         limit_mb: float = 32.0, serve: bool = True, evaluate: int = 0) -> dict:
     """Run every hostile input through ``platform predict`` (in-process, one batch and single inputs)
     and through ``platform serve``'s app, and assert the contract of docs/cli.md: exit 0 with finite
     outputs, or a one-line refusal naming the file (exit 2, HTTP 400; 413 when over the limit);
     never exit 1, HTTP 500, a traceback or NaN/Inf in an output. ``cli_args`` name the model for the
-    CLI (``["--checkpoint", RUN]`` or ``["--plugin", NAME]``). Returns counts per outcome."""
+    CLI (``["--checkpoint", RUN]`` or ``["--plugin", NAME]``). ``evaluate=N`` also gives N of the
+    variants to ``platform evaluate --data`` (exit 0, or 2 with one line). Returns counts per outcome."""
     from .limits import input_limit
 
     folder = Path(folder)
@@ -157,20 +158,35 @@ def check_hostile_inputs(predictor, folder: str | Path, cli_args: list[str], *, 
         _check_single(variant, folder / "single", cli_args, limit_mb, predictor, problems)
     if serve:
         report.update(_check_serve(predictor, variants, limit_mb, problems))
+    if evaluate:
+        report["evaluate_refused"] = _check_evaluate(variants[:evaluate], cli_args, limit_mb, problems)
     report["variants"] = len(variants)
     assert not problems, f"{len(problems)} broken answer(s) of {len(variants)} hostile inputs:\n" + "\n".join(problems)
     return report
 
 
 def _run_cli(args: list[str]) -> tuple[int, str, str]:
+    """``platform ARGS`` in this process: (exit code, stdout, stderr); what ``main`` sets for a CLI process
+    (warning filters, notices on stderr, PYTHONWARNINGS) is put back afterwards."""
     import contextlib
     import io
+    import os
+    import warnings
 
     from .cli import main
+    from .errors import NOTICES
 
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
+    saved = dict(NOTICES), os.environ.get("PYTHONWARNINGS")
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([str(a) for a in args])
+    finally:
+        NOTICES.update(saved[0])
+        if saved[1] is None:
+            os.environ.pop("PYTHONWARNINGS", None)
+        else:
+            os.environ["PYTHONWARNINGS"] = saved[1]
     return code, out.getvalue(), err.getvalue()
 
 
@@ -219,6 +235,18 @@ def _check_single(variant, out: Path, cli_args, limit_mb, predictor, problems) -
     _expect(problems, code == 2, f"{variant.name}: single-input predict exited {code}, expected 2: {stderr[-2000:]}")
     lines = [ln for ln in _lines(stderr) if not ln.startswith("warning:") and not ln.startswith("using ")]
     _expect(problems, len(lines) == 1 and lines[0].startswith("error: "), f"{variant.name}: stderr {stderr!r}")
+
+
+def _check_evaluate(variants, cli_args, limit_mb, problems) -> int:
+    refused = 0
+    for v in variants:
+        code, _, stderr = _run_cli(["evaluate", *cli_args, "--data", v.path, "--max-input-mb", limit_mb])
+        lines = [ln for ln in _lines(stderr) if not ln.startswith("warning:") and not ln.startswith("using ")]
+        refused += code == 2
+        _expect(problems, code in (0, 2), f"evaluate --data {v.name}: exited {code}: {stderr[-1000:]}")
+        _expect(problems, code == 0 or (len(lines) == 1 and lines[0].startswith("error: ")),
+                f"evaluate --data {v.name}: stderr {stderr!r}")
+    return refused
 
 
 def _check_serve(predictor, variants, limit_mb, problems) -> dict:

@@ -14,11 +14,13 @@ import numpy as np
 
 from sigplex.core.errors import UserError
 from sigplex.core.fileio import atomic_path
+from sigplex.core.limits import check_size
 
 CLIP_LEVEL = 0.999
 
 
 RESAMPLE_BLOCK = 1 << 18  # input samples per torchaudio call; longer signals go through in blocks
+MIN_RATE = 1000  # Hz: below it a file is not audio (resampling it to a model's rate would blow it up)
 
 
 def resample(wav: np.ndarray, orig_sr: int, new_sr: int, block: int = RESAMPLE_BLOCK) -> np.ndarray:
@@ -90,11 +92,15 @@ def read_audio(path: str | Path, sample_rate: int | None = None, *, resample_to_
     if not path.is_file():
         raise UserError(f"{path}: {field}: file not found")
     try:
+        info = sf.info(str(path))
+        check_size(4 * info.frames * info.channels, path, f"{field}: {info.frames} frames x {info.channels} channels")
         wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except UserError:
+        raise
     except Exception as exc:
         raise UserError(f"{path}: {field}: not a readable audio file ({str(exc).splitlines()[0]}); "
                         "expected WAV or FLAC") from None
-    wav = wav.T  # [C, T]
+    wav = require_finite(wav.T, path, field)  # [C, T]
     if wav.shape[1] == 0:
         raise UserError(f"{path}: {field}: holds no samples; expected a non-empty recording")
     if mono and wav.shape[0] != 1:
@@ -130,12 +136,28 @@ def read_downmixed(path: str | Path, *, field: str = "audio",
     frames, rate, channels = info.frames, info.samplerate, info.channels
     if frames == 0:
         raise UserError(f"{path}: {field}: holds no samples; expected a non-empty recording")
+    if rate < MIN_RATE:
+        raise UserError(f"{path}: {field}: sample rate {rate} Hz; expected an audio rate of at least {MIN_RATE} Hz")
+    check_size(4 * frames, path, f"{field}: {frames} frames as float32")
     out = np.empty(frames, dtype=np.float32)
     done = 0
-    for part in sf.blocks(str(path), blocksize=block, dtype="float32", always_2d=True):
-        out[done:done + len(part)] = part.mean(axis=1) if channels > 1 else part[:, 0]
-        done += len(part)
-    return out[:done], rate, channels
+    try:
+        for part in sf.blocks(str(path), blocksize=block, dtype="float32", always_2d=True):
+            out[done:done + len(part)] = part.mean(axis=1) if channels > 1 else part[:, 0]
+            done += len(part)
+    except Exception as exc:  # libsndfile on a damaged stream
+        raise UserError(f"{path}: {field}: damaged audio after {done} frames ({str(exc).splitlines()[0]})") from None
+    if done == 0:
+        raise UserError(f"{path}: {field}: holds no readable samples; expected a non-empty recording")
+    return require_finite(out[:done], path, field), rate, channels
+
+
+def require_finite(wav: np.ndarray, path, field: str) -> np.ndarray:
+    """``wav``, or a one-line error when a sample is NaN or infinite (a float file written from a failed computation)."""
+    if not np.isfinite(wav).all():
+        bad = int(np.flatnonzero(~np.isfinite(wav.reshape(-1)))[0])
+        raise UserError(f"{path}: {field}: NaN or infinite samples (the first at sample {bad}); expected finite audio")
+    return wav
 
 
 def audio_info(path: str | Path) -> tuple[int, int, int]:
@@ -163,5 +185,5 @@ def write_audio(path: str | Path, wav, sample_rate: int, *, overwrite: bool = Fa
     return path
 
 
-__all__ = ["RESAMPLE_BLOCK", "audio_info", "clipped_fraction", "read_audio", "read_downmixed", "resample",
-           "write_audio"]
+__all__ = ["MIN_RATE", "RESAMPLE_BLOCK", "audio_info", "clipped_fraction", "read_audio", "read_downmixed",
+           "require_finite", "resample", "write_audio"]

@@ -14,6 +14,7 @@ from typing import Iterable
 import numpy as np
 
 from sigplex.core.errors import UserError
+from sigplex.core.limits import check_size
 
 from .sources import MODALITIES, CaseRecord, check_label_values
 
@@ -28,9 +29,15 @@ def load_nifti(path: str | Path):
     if not path.is_file():
         raise UserError(f"{path}: file: expected a NIfTI file, not found")
     try:
-        return nib.load(str(path))
+        img = nib.load(str(path))
     except Exception as exc:  # nibabel raises ImageFileError, EOFError, OSError, ValueError...
         raise UserError(f"{path}: NIfTI header: expected a readable NIfTI file ({exc})") from None
+    if any(int(n) <= 0 for n in img.shape):
+        raise UserError(f"{path}: NIfTI header: dimensions {tuple(img.shape)}; expected a non-empty volume")
+    # the header's voxels, read as float32 (or wider), against the input limit before any voxel is read
+    voxels = int(np.prod(img.shape, dtype=np.float64))
+    check_size(voxels * max(4, img.get_data_dtype().itemsize), path, f"NIfTI dimensions {tuple(img.shape)}")
+    return img
 
 
 def read_nifti_data(path: str | Path, img=None) -> np.ndarray:

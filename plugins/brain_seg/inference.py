@@ -16,6 +16,7 @@ import torch
 
 from sigplex.core.errors import UserError
 from sigplex.core.infer import model_device
+from sigplex.datasets.nifti.sources import MODALITIES
 
 
 def plain(t):
@@ -74,6 +75,9 @@ def read_case(inputs, data, trained_source: str | None) -> dict:
                         "(predict each case folder on its own)")
     item = dataset[0]
     image = plain(item["image"])
+    if not torch.isfinite(image).all():
+        bad = [m for m, channel in zip(MODALITIES, image) if not torch.isfinite(channel).all()]
+        raise UserError(f"{path}: NaN or infinite voxels in the {', '.join(bad)} image; expected finite intensities")
     return {"image": image, "reference": item.get("reference"), "case_id": item.get("case_id"),
             "raw": image.numpy()}
 

@@ -7,12 +7,10 @@ map (0, 1, 2, 4) on the input's grid with its affine, plus an overlay PNG; a DIC
 predicted on the 1 mm RAS grid and written back on the reference series' native grid as NIfTI
 and DICOM SEG (see :mod:`.dicom_input`).
 
-Fitted state saved with a run: ``source``, the label source of the training cases
-(brats2021, brats2023 or msd); a 4D NIfTI given to predict is read in that source's channel
-order when it stores modalities in one file (MSD), unless ``data.source`` says otherwise.
-``modality_dropout``: the training value; > 0 lets predict zero-fill a missing DICOM sequence.
-``spacing_mm``: the median voxel size of the training cases, the grid predict resamples inputs to.
-"""
+Fitted state saved with a run: ``source``, the label source of the training cases (brats2021, brats2023
+or msd); a 4D NIfTI given to predict is read in that source's channel order when it stores modalities in
+one file (MSD), unless ``data.source`` says otherwise. ``modality_dropout``: the training value; > 0 lets
+predict zero-fill a missing DICOM sequence. ``spacing_mm``: the median voxel size of the training cases."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,11 +21,13 @@ from sigplex.core.errors import UserError
 from sigplex.core.models import create_model
 from sigplex.core.task import Prepared, Task, TaskCard
 from sigplex.core.weights import load_state_strict
+from sigplex.datasets.nifti.hostile import hostile_variants
 
 from .config import PRESETS, BrainSegConfig
 from .inference import infer_volume, plain, read_case
 from .metrics import evaluate_cases
 from .prediction import Prediction, output_paths, write_files
+from .samples import write_samples
 
 
 def segmentation_loss(logits: torch.Tensor, label: torch.Tensor, bce_weight: float):
@@ -176,10 +176,11 @@ class BrainSegTask(Task):
     def example_input(self, prepared):
         return torch.randn(1, prepared.config.model.in_channels, *prepared.config.data.roi)
 
-    def export_axes(self, prepared):
-        # The batch is dynamic; spatial sizes stay the ROI: sliding-window inference only ever
-        # feeds ROI windows, and the traced window partition is fixed to that size.
+    def export_axes(self, prepared):  # spatial sizes stay the ROI: sliding windows only ever feed ROI windows
         return {0: {0: "batch"}}
+
+    sample_inputs = staticmethod(write_samples)  # a phantom case folder and a 4D NIfTI at the run's ROI
+    format_variants = staticmethod(hostile_variants)  # NIfTI headers past the limit, .nii.gz bombs, NaN volumes
 
     def plots(self, model, prepared, run_dir):
         """The first held-out case: predicted labels and ground truth as overlay PNGs."""

@@ -92,7 +92,11 @@ class ChestTask(Task):
         return Prepared(config, *[subset(full, idx) for idx in parts])
 
     def evaluation_data(self, data, prepared):
-        return read_grids(data, grid_of(prepared.config), need_truth=True)
+        ds = read_grids(data, grid_of(prepared.config), need_truth=True)
+        if missing_priors(ds):  # the LMMSE baselines need the SNR and channel statistics of every grid
+            raise UserError(f"{data}: evaluating needs the priors snr_db, delay_spread_ns and doppler_hz of every "
+                            "grid (keys of the .npz, or a 'cond' array [N, 4])")
+        return ds
 
     # --- training -------------------------------------------------------------------
     def training_step(self, model, batch, prepared):

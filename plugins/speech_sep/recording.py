@@ -94,3 +94,17 @@ def separate_recording(separate, inputs, model_rate: int) -> Separation:
 
 __all__ = ["FLOOR_DBFS", "SILENT_DB", "Separation", "dbfs", "load_recording", "output_levels", "separate_recording",
            "to_rate"]
+
+
+def write_samples(rate: int, folder: Path) -> list[Path]:
+    """Valid inputs for self-checks: 1.5 s of two harmonic "talkers" with different pitch contours and a
+    little noise at ``rate``, as ``mixture.wav`` (16-bit PCM) and ``mixture.flac``."""
+    from sigplex.datasets.audio import write_audio
+
+    t = np.arange(int(1.5 * rate)) / rate
+    rng = np.random.default_rng(4)
+    talkers = [sum(np.sin(2 * np.pi * k * f0 * (1 + 0.1 * np.sin(2 * np.pi * 3 * t)) * t) / k for k in (1, 2, 3))
+               for f0 in (130.0, 210.0)]
+    mixture = 0.2 * (talkers[0] + talkers[1]) + 0.01 * rng.standard_normal(t.size)
+    return [write_audio(Path(folder) / f"mixture{suffix}", mixture.astype(np.float32), rate, subtype="PCM_16")
+            for suffix in (".wav", ".flac")]

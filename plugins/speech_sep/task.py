@@ -21,6 +21,7 @@ from sigplex.core.errors import UserError
 from sigplex.core.models import create_model
 from sigplex.core.task import Prepared, Pretrained, StepResult, Task, TaskCard
 from sigplex.datasets.audio import SeparationDataset, write_audio
+from sigplex.datasets.audio.hostile import hostile_variants
 
 from .clearvoice_weights import checkpoint_sizes, is_clearvoice, load_weights
 from .config import CLEARVOICE, PRESETS, SeparationConfig
@@ -28,7 +29,7 @@ from .long_audio import separate as separate_chunked
 from .losses import PITLossWrapper, pairwise_neg_sisdr, perceptual_metrics, reorder, separation_metrics
 from .mixtures import embedded_splits, evaluation_examples, folder_splits
 from .pretrained import RELATIVE_PATH, STATE_PATH
-from .recording import separate_recording
+from .recording import separate_recording, write_samples
 
 
 class SeparationTask(Task):
@@ -130,6 +131,11 @@ class SeparationTask(Task):
         (files of any rate are resampled to the model's and back; several channels are downmixed first), with
         each output's level in ``provenance``."""
         return separate_recording(lambda wav: self.separate(model, wav, prepared), inputs, self.sample_rate(prepared))
+
+    def sample_inputs(self, prepared, folder):
+        return write_samples(self.sample_rate(prepared), folder)
+
+    format_variants = staticmethod(hostile_variants)  # NaN/Inf/zero/short/8-channel/1 Hz/lying-header WAVs
 
     def output_files(self, output, prepared):
         """``mix.wav`` -> ``mix_spk1.wav``, ``mix_spk2.wav``, ... (one file per talker)."""

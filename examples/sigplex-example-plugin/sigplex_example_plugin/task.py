@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from sigplex.core.arrays import load_npy, require_numeric
+from sigplex.core.arrays import load_npy, load_npz, require_numeric
 from sigplex.core.config import Section, TaskConfig, TrainerConfig
 from sigplex.core.errors import UserError
 from sigplex.core.figures import figure
@@ -74,14 +74,10 @@ class SignalPairs(torch.utils.data.Dataset):
 
 def read_npz(path: Path, noise_std: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Read ``clean`` (and optionally ``noisy``) arrays ``[n, length]`` from an .npz file."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            if "clean" not in f:
-                raise UserError(f"{path}: field 'clean' is missing; expected an array [n_signals, length]")
-            clean = np.asarray(f["clean"], dtype=np.float32)
-            noisy = np.asarray(f["noisy"], dtype=np.float32) if "noisy" in f else None
-    except (ValueError, OSError) as exc:
-        raise UserError(f"{path}: not a readable .npz file ({exc})") from None
+    f = {k: require_numeric(v, path, f"field {k!r}").astype(np.float32) for k, v in load_npz(path).items()}
+    if "clean" not in f:
+        raise UserError(f"{path}: field 'clean' is missing; expected an array [n_signals, length]")
+    clean, noisy = f["clean"], f.get("noisy")
     if clean.ndim != 2:
         raise UserError(f"{path}: field 'clean' has shape {clean.shape}; expected [n_signals, length]")
     if noisy is None:

@@ -280,3 +280,13 @@ def test_export_axes_are_batch_only_and_onnx_export_works(mi_run, tmp_path):
     assert predictor.task.export_axes(predictor.prepared) == {0: {0: "batch"}}
     result = sp.export(mi_run, format="onnx", output=tmp_path / "m.onnx")
     assert result["max_abs_diff"] < 1e-4
+
+
+def test_hostile_inputs_are_answered_or_refused_in_one_line(mi_run, tmp_path):
+    """The core's harness on this task's sample inputs and its format's variants: predict, serve, evaluate."""
+    from helpers import check_hostile
+
+    import sigplex.core as sp
+
+    report = check_hostile(sp.load_run(mi_run), tmp_path, ["--checkpoint", mi_run], "recording_raw.fif")
+    assert report["ok"] >= 2, report

@@ -121,3 +121,14 @@ def test_evaluate_without_checkpoint_scores_the_shipped_weights(tmp_path):
     # without --data: the task's own (generated) test set, here made small
     own = json.loads(run_cli("evaluate", "--plugin", "ofdm_chest", "--set", "data.test_size=12", "--json").stdout)
     assert own["nmse_db"] < own["nmse_db_ls"]
+
+
+def test_hostile_inputs_are_answered_or_refused_in_one_line(tmp_path):
+    """The shipped weights through the core's harness: NPZ and .mat variants, bombs, NaN, serve and evaluate."""
+    from helpers import check_hostile
+
+    from sigplex.core.loading import load_predictor
+
+    report = check_hostile(load_predictor(None, plugin="ofdm_chest"), tmp_path, ["--plugin", "ofdm_chest"],
+                           "grids.npz")
+    assert report["ok"] >= 2 and report["http_413"] >= 2

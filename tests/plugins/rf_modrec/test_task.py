@@ -197,3 +197,13 @@ def test_batch_prediction_writes_one_combined_table(teacher_run, tmp_path):
     assert [r["input"].rsplit("/", 1)[-1] for r in rows] == ["a.npy"] * 2 + ["b.npy"] * 3
     per_file = list(csv.DictReader((tmp_path / "out" / "b.csv").open()))
     assert [{k: v for k, v in r.items() if k != "input"} for r in rows[2:]] == per_file
+
+
+def test_hostile_inputs_are_answered_or_refused_in_one_line(teacher_run, tmp_path):
+    """The core's harness on this task's sample inputs and its format's variants: predict, serve, evaluate."""
+    from helpers import check_hostile
+
+    import sigplex.core as sp
+
+    report = check_hostile(sp.load_run(teacher_run), tmp_path, ["--checkpoint", teacher_run], "frames.npy")
+    assert report["ok"] >= 2 and report["http_413"] >= 2, report

@@ -295,3 +295,13 @@ def test_cli_predict_writes_one_file_per_talker_and_refuses_to_overwrite(trained
     second = run_cli(*args, "--overwrite", env={"OMP_NUM_THREADS": "1"})
     assert second.returncode == 0, second.stderr
     assert sorted(p.name for p in (tmp_path / "sep").glob("*.wav")) == ["mix_spk1.wav", "mix_spk2.wav"]
+
+
+def test_hostile_inputs_are_answered_or_refused_in_one_line(trained_run, tmp_path):
+    """The core's harness on this task's sample inputs and its format's variants: predict, serve, evaluate."""
+    from helpers import check_hostile
+
+    import sigplex.core as sp
+
+    report = check_hostile(sp.load_run(trained_run), tmp_path, ["--checkpoint", trained_run], "mixture.wav")
+    assert report["ok"] >= 4, report

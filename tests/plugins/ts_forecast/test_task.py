@@ -305,3 +305,13 @@ def test_a_semicolon_file_is_forecast_into_a_semicolon_file(run, tmp_path):
     comma = pd.read_csv(tmp_path / "comma_out.csv")
     assert len(semi) == 96 and list(semi["date"]) == list(comma["date"])
     np.testing.assert_allclose(semi.drop(columns="date").to_numpy(), comma.drop(columns="date").to_numpy(), rtol=1e-6)
+
+
+def test_hostile_inputs_are_answered_or_refused_in_one_line(run, tmp_path):
+    """The core's harness on this task's sample inputs and its format's variants: predict, serve, evaluate."""
+    from helpers import check_hostile
+
+    import sigplex.core as sp
+
+    report = check_hostile(sp.load_run(run), tmp_path, ["--checkpoint", run], "series.csv")
+    assert report["ok"] >= 2, report
