@@ -177,9 +177,8 @@ def arrange_study(source, folder, names: dict, fill: dict | None = None) -> dict
 
     from pydicom.uid import generate_uid
 
-    paths = {}
+    paths, ds = {}, deepcopy(source)  # one copy, its series attributes set in turn
     for number, seq in enumerate(("t1", "t1ce", "t2", "flair"), start=2):
-        ds = deepcopy(source)
         ds.SeriesInstanceUID = generate_uid()
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
         ds.SeriesNumber, ds.SeriesDescription, ds.ProtocolName = number, names[seq], names[seq]

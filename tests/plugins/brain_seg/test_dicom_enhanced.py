@@ -7,7 +7,7 @@ series' frames are filled with the brain phantom sampled at the frames' real pos
 (geometry, functional groups, UIDs) is the file's. No GE enhanced MR ships in a package here, so GE's
 layout (groups that are the same for all frames in SharedFunctionalGroupsSequence) is a stand-in: the
 Philips file with those groups moved to the shared item (``move_functional_groups(ds, "shared")``).
-The model is the tiny untrained Swin UNETR of test_dicom.py, at a 4 mm working spacing so that the
+The model is the tiny untrained Swin UNETR of test_dicom.py, at a 6 mm working spacing so that the
 volume is one window; the full-size time is ``python -m benchmarks brain_seg_enhanced_dicom``.
 """
 from __future__ import annotations
@@ -45,7 +45,7 @@ def task_and_model():
 
     task = BrainSegTask()
     prep = Prepared(resolve_config(BrainSegConfig, overrides=TINY),
-                    state={"source": "brats2021", "modality_dropout": 0.0, "spacing_mm": [4.0, 4.0, 4.0]})
+                    state={"source": "brats2021", "modality_dropout": 0.0, "spacing_mm": [6.0, 6.0, 6.0]})
     torch.manual_seed(0)
     return task, task.build_model(prep.config).eval(), prep
 
@@ -105,37 +105,48 @@ def seg_matches_source(seg_path, source_path, labels, native, positions):
     return seg
 
 
-def test_real_enhanced_study_predicts_to_nifti_and_a_seg_on_the_source_frames(real_study, task_and_model, tmp_path, dcm):
+def test_real_enhanced_frames_read_and_a_seg_lands_on_each_source_frame(real_study, tmp_path, dcm):
+    """Both layouts: the reference series reads with the frames' real geometry, and the phantom's labels
+    (non-empty, asymmetric) written as a SEG land on the source frames they were computed for."""
     from sigplex.plugins.brain_seg.dicom_seg import write_dicom_seg
 
-    task, model, prep = task_and_model
     shared = real_study.source.SharedFunctionalGroupsSequence[0]
     per_frame = real_study.source.PerFrameFunctionalGroupsSequence[0]
     where = shared if real_study.layout == "ge-shared-stand-in" else per_frame
     assert "PixelMeasuresSequence" in where and "PlaneOrientationSequence" in where  # the layout under test
-    with torch.no_grad():
-        prediction = task.predict(model, real_study.folder, prep)
-    series = prediction.provenance["series"]
-    for seq, path in real_study.paths.items():  # each chosen by the default rules from the site's names
-        assert series[seq]["series_instance_uid"] == pydicom.dcmread(path, stop_before_pixels=True).SeriesInstanceUID
-    native = prediction["native"]
-    assert native.array.shape == (256, 256, 176) and prediction["labels"].shape == native.array.shape
-    files = task.output_files(tmp_path / "case.nii.gz", prep, source=real_study.folder)
-    assert task.write_prediction(prediction, tmp_path / "case.nii.gz", prep) == files
-    # NIfTI voxel (0, 0, k) is where source frame native.frames[k] is (ImagePositionPatient, LPS -> RAS)
+    native = read_volume(next(s for s in scan_study(real_study.folder) if s.description.endswith("+C")
+                              or "POST" in s.description))
+    assert native.array.shape == (256, 256, 176) and native.files[0] == real_study.paths["t1ce"]
     positions = dcm.frame_positions(real_study.source)
-    img = nib.load(str(files[0]))
-    corners = np.column_stack([np.zeros((176, 2)), np.arange(176), np.ones(176)]) @ img.affine.T
+    # voxel (0, 0, k) is where source frame native.frames[k] is (ImagePositionPatient, LPS -> RAS)
+    corners = np.column_stack([np.zeros((176, 2)), np.arange(176), np.ones(176)]) @ native.affine.T
     np.testing.assert_allclose(corners[:, :3] * [-1, -1, 1], positions[np.asarray(native.frames)], atol=1e-3)
-    np.testing.assert_array_equal(np.asarray(img.dataobj), prediction["labels"])
-    seg_matches_source(files[2], real_study.paths["t1ce"], prediction["labels"], native, positions)
-    # the phantom's own labels (non-empty, asymmetric) through the same writer: every frame lands on its source
     truth = np.rint(dcm.on_native(real_study.case["seg"], real_study.case["affine"], native.affine,
                                   native.array.shape, order=0)).astype(np.uint8)
     assert (truth == 4).sum() > 100
     seg = seg_matches_source(write_dicom_seg(truth, native, tmp_path / "truth.seg.dcm", "test"),
                              real_study.paths["t1ce"], truth, native, positions)
     assert seg.NumberOfFrames >= len({k for k in range(176) if truth[:, :, k].any()})
+
+
+@pytest.mark.parametrize("real_study", ["philips-per-frame"], indirect=True)
+def test_real_enhanced_study_predicts_to_nifti_and_a_seg(real_study, task_and_model, tmp_path, dcm):
+    """The real file as shipped: the default rules choose the four series, and the outputs are on its grid."""
+    task, model, prep = task_and_model
+    with torch.no_grad():
+        prediction = task.predict(model, real_study.folder, prep)
+    series = prediction.provenance["series"]
+    for seq, path in real_study.paths.items():  # each chosen by the default rules from the site's names
+        assert series[seq]["series_instance_uid"] == pydicom.dcmread(path, stop_before_pixels=True).SeriesInstanceUID
+    native = prediction["native"]
+    assert prediction["labels"].shape == native.array.shape == (256, 256, 176)
+    files = task.output_files(tmp_path / "case.nii.gz", prep, source=real_study.folder)
+    assert task.write_prediction(prediction, tmp_path / "case.nii.gz", prep) == files
+    img = nib.load(str(files[0]))
+    np.testing.assert_allclose(img.affine, native.affine, atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(img.dataobj), prediction["labels"])
+    seg_matches_source(files[2], real_study.paths["t1ce"], prediction["labels"], native,
+                       dcm.frame_positions(real_study.source))
 
 
 # --- a SEG failure keeps the NIfTI: partial, exit 3, resume completes it -------------------------------------
