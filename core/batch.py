@@ -306,13 +306,14 @@ def _one(predictor, task, prepared, item: InputItem, root, output, out_dir, base
             if ours and len(existing) == len(files):
                 result.status, result.outputs = "skipped", [str(f) for f in files]
                 return result
-            if not ours:  # (ours, some missing: a partial earlier run, predicted again below to complete it)
+            if not ours:  # ours with some missing is a partial earlier run: predicted again below to complete it
                 raise UserError(f"{existing[0]}: already exists from another model or input; pass --overwrite")
         check_suffix(task, target)
         prediction = predictor.predict(item.path)
+        partial = None
         try:
-            written, partial = write_outputs(task, prediction, target, prepared, files, source=item.path), None
-        except PartialOutput as exc:
+            written = write_outputs(task, prediction, target, prepared, files, source=item.path)
+        except PartialOutput as exc:  # keep what was written (with sidecars); the reason goes in the manifest
             written, partial = [Path(f) for f in exc.written], exc
         seconds = time.perf_counter() - t0
         record = {**base, "input": shown, "input_sha256": result.sha256, "started": started,

@@ -1,6 +1,7 @@
 """Write a volume with a RAS affine as a DICOM MR series (classic or enhanced multi-frame), with pydicom.
 
-Used to make test studies from NIfTI data (e.g. the brain phantom) and to check the reader's
+Used to make test studies from NIfTI data (e.g. the brain phantom), to arrange one real scan as the
+series of a study (:func:`write_series_copy`), and to check the reader's
 affine against nibabel's conventions: ``read_volume(write_series(a, affine))`` gives back ``a`` and
 ``affine``. Values are stored as unsigned 16-bit integers with RescaleSlope/RescaleIntercept
 (exact for integer data in 0..65535). The first two voxel axes must be orthogonal (DICOM rows and
@@ -213,6 +214,21 @@ def write_enhanced_series(array: np.ndarray, affine: np.ndarray, path: str | Pat
     move_functional_groups(ds, layout)
     ds.PixelData = np.ascontiguousarray(np.stack([stored[:, :, k].T for k in order])).tobytes()
     return _save(ds, Path(path))
+
+
+def write_series_copy(source, path: str | Path, *, description: str, series_number: int,
+                      pixel_data: np.ndarray | None = None) -> Path:
+    """Write the dataset ``source`` (changed in place) to ``path`` as a new series of its study: new
+    SeriesInstanceUID and SOPInstanceUID, ``description`` as SeriesDescription and ProtocolName, and
+    ``pixel_data`` (stored values, frames in the file's order) when given. Study, frame of reference and
+    geometry stay the source's: one real scan arranged as the several series of a study, for tests.
+    """
+    source.SeriesInstanceUID = _uid()
+    source.SOPInstanceUID = source.file_meta.MediaStorageSOPInstanceUID = _uid()
+    source.SeriesNumber, source.SeriesDescription, source.ProtocolName = series_number, description, description
+    if pixel_data is not None:
+        source.PixelData = np.ascontiguousarray(pixel_data, dtype=np.uint16).tobytes()
+    return _save(source, Path(path))
 
 
 def _ds(value: float):

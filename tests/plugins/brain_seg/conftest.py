@@ -175,18 +175,13 @@ def arrange_study(source, folder, names: dict, fill: dict | None = None) -> dict
     """
     from copy import deepcopy
 
-    from pydicom.uid import generate_uid
+    from sigplex.datasets.dicom import write_series_copy
 
     paths, ds = {}, deepcopy(source)  # one copy, its series attributes set in turn
     for number, seq in enumerate(("t1", "t1ce", "t2", "flair"), start=2):
-        ds.SeriesInstanceUID = generate_uid()
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        ds.SeriesNumber, ds.SeriesDescription, ds.ProtocolName = number, names[seq], names[seq]
-        if fill is not None:
-            ds.PixelData = np.ascontiguousarray(fill[seq], dtype=np.uint16).tobytes()
-        paths[seq] = Path(folder) / f"{number:02d}_{seq}" / "IM_0001.dcm"
-        paths[seq].parent.mkdir(parents=True, exist_ok=True)
-        ds.save_as(paths[seq], enforce_file_format=True)
+        path = Path(folder) / f"{number:02d}_{seq}" / "IM_0001.dcm"
+        paths[seq] = write_series_copy(ds, path, description=names[seq], series_number=number,
+                                       pixel_data=None if fill is None else fill[seq])
     return paths
 
 
