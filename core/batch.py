@@ -6,8 +6,10 @@ a previous run of the same model already wrote, writes ``<output>.json`` provena
 every file and ``manifest.jsonl`` (one record per input) in the output folder.
 
 Exit codes of ``platform predict``: 0 every input succeeded (or was already done), 3 some
-failed (the rest are written; failures are in the manifest), 2 every input failed with a
-user error.
+failed or are partial (the rest are written; failures are in the manifest), 2 every input failed
+with a user error. An input is ``partial`` when its task wrote some outputs and not others
+(:class:`~.errors.PartialOutput`): those written get their sidecars, and running the same command
+again predicts it anew and completes it.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .errors import UserError, one_line
+from .errors import PartialOutput, UserError, one_line
 from .fileio import atomic_write_text, deferred_sync, sha256_file
 from .outputs import check_suffix, output_files, write_combined_table, write_outputs
 
@@ -44,7 +46,7 @@ class ItemResult:
 
     input: str
     outputs: list[str] = field(default_factory=list)
-    status: str = "ok"  # ok | skipped | failed
+    status: str = "ok"  # ok | skipped | partial | failed
     error: str | None = None
     error_type: str | None = None
     seconds: float = 0.0
@@ -301,19 +303,27 @@ def _one(predictor, task, prepared, item: InputItem, root, output, out_dir, base
         existing = [f for f in files if f.exists()]
         if existing and not overwrite:
             done = [json.loads(_sidecar(f).read_text()) if _sidecar(f).is_file() else {} for f in existing]
-            if len(existing) == len(files) and all(_same_model(d, base, result.sha256) for d in done):
+            ours = all(_same_model(d, base, result.sha256) for d in done)
+            if ours and len(existing) == len(files):
                 result.status, result.outputs = "skipped", [str(f) for f in files]
                 return result
-            raise UserError(f"{existing[0]}: already exists from another model or input; pass --overwrite")
+            if not ours:  # ours with some missing is a partial earlier run: predicted again below to complete it
+                raise UserError(f"{existing[0]}: already exists from another model or input; pass --overwrite")
         check_suffix(task, target)
         prediction = predictor.predict(item.path)
-        written = write_outputs(task, prediction, target, prepared, files, source=item.path)
+        partial = None
+        try:
+            written = write_outputs(task, prediction, target, prepared, files, source=item.path)
+        except PartialOutput as exc:  # keep what was written (with sidecars); the reason goes in the manifest
+            written, partial = [Path(f) for f in exc.written], exc
         seconds = time.perf_counter() - t0
         record = {**base, "input": shown, "input_sha256": result.sha256, "started": started,
                   "seconds": round(seconds, 4), "choices": _choices(task, prediction)}
         for f in written:
             atomic_write_text(_sidecar(f), json.dumps({**record, "output": f.name}, indent=1, default=str))
         result.outputs = [str(f) for f in written]
+        if partial is not None:
+            result.status, result.error, result.error_type = "partial", one_line(partial.reason), "PartialOutput"
     except UserError as exc:
         result.status, result.error, result.error_type = "failed", one_line(exc), "UserError"
     except Exception as exc:  # one bad input must not stop the batch
@@ -326,12 +336,15 @@ def _one(predictor, task, prepared, item: InputItem, root, output, out_dir, base
 
 def predict_one(predictor, source: str | Path, output: str | Path, *, overwrite: bool = False,
                 hash_paths: bool = False) -> ItemResult:
-    """Predict one input into the output file ``output`` (with sidecars); a failure is raised, not recorded."""
+    """Predict one input into the output file ``output`` (with sidecars); a failure is raised, not recorded
+    (a partial result as :class:`~.errors.PartialOutput` carrying the files that were written)."""
     check_suffix(predictor.task, Path(output))
     (result,) = predict_many(predictor, [source], output, overwrite=overwrite, hash_paths=hash_paths,
                              progress=False, single_output=True)
     if result.status == "failed":
         raise UserError(result.error) if result.error_type == "UserError" else RuntimeError(result.error)
+    if result.status == "partial":
+        raise PartialOutput(result.error, [Path(p) for p in result.outputs])
     return result
 
 
@@ -341,10 +354,10 @@ def _choices(task, prediction) -> dict:
 
 
 def exit_code(results: list[ItemResult]) -> int:
-    """0 all ok/skipped; 3 some failed; 2 all failed with user errors; 1 all failed, some internally."""
+    """0 all ok/skipped; 3 some failed or partial; 2 all failed with user errors; 1 all failed, some internally."""
     failed = [r for r in results if r.status == "failed"]
     if not failed:
-        return 0
+        return 3 if any(r.status == "partial" for r in results) else 0
     if len(failed) < len(results):
         return 3
     return 2 if all(r.error_type == "UserError" for r in failed) else 1

@@ -13,7 +13,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .errors import UserError, one_line
+from .errors import PartialOutput, UserError, one_line
 from .limits import DEFAULT_MAX_INPUT_MB, input_limit
 
 
@@ -221,18 +221,25 @@ def _cmd_predict(args) -> int:
     if single:
         from .batch import predict_one
 
-        r = predict_one(predictor, args.input[0], output, overwrite=args.overwrite, hash_paths=args.hash_paths)
+        try:
+            r = predict_one(predictor, args.input[0], output, overwrite=args.overwrite, hash_paths=args.hash_paths)
+        except PartialOutput as exc:
+            for path in exc.written:
+                print(f"wrote {path}")
+            print(f"partial: {exc.reason} (run the same command again to retry)", file=sys.stderr)
+            return exc.exit_code
         for path in r.outputs:
             print(f"{'already done (same model and input)' if r.status == 'skipped' else 'wrote'} {path}")
         return 0
     results = []
     for r in predictor.predict_many(args.input, output, overwrite=args.overwrite, hash_paths=args.hash_paths):
         results.append(r)
-        if r.status == "failed":
-            print(f"failed {r.input}: {r.error}", file=sys.stderr)
-    counts = {s: sum(r.status == s for r in results) for s in ("ok", "skipped", "failed")}
-    print(f"predicted {counts['ok']}, already done {counts['skipped']}, failed {counts['failed']} of {len(results)} "
-          f"inputs; manifest: {output / 'manifest.jsonl'}")
+        if r.status in ("failed", "partial"):
+            print(f"{r.status} {r.input}: {r.error}", file=sys.stderr)
+    counts = {s: sum(r.status == s for r in results) for s in ("ok", "skipped", "partial", "failed")}
+    partial = f", partial {counts['partial']}" if counts["partial"] else ""
+    print(f"predicted {counts['ok']}, already done {counts['skipped']}{partial}, failed {counts['failed']} of "
+          f"{len(results)} inputs; manifest: {output / 'manifest.jsonl'}")
     return exit_code(results)
 
 
@@ -334,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         if verbose:
             traceback.print_exc()
         print(f"error: {one_line(exc)}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

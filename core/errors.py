@@ -2,7 +2,8 @@
 
 Raise :class:`UserError` for anything the user can fix (bad config, missing file, wrong
 shape). The CLI prints its message on one line and exits with code 2; any other exception
-is an internal error (exit 1). ``--verbose`` shows the traceback for both.
+is an internal error (exit 1). ``--verbose`` shows the traceback for both. :class:`PartialOutput`
+(exit 3) is a task's way to say that some of an input's outputs were written and others not.
 
 >>> from sigplex.core.errors import UserError
 >>> str(UserError("cfg.yaml: optim.lr: expected a positive number, got -1"))
@@ -15,6 +16,21 @@ class UserError(Exception):
     """An error the user can fix; the message is shown as-is, without a traceback."""
 
     exit_code = 2
+
+
+class PartialOutput(UserError):
+    """A prediction's outputs were written in part: ``written`` (paths) are complete, the rest failed for
+    ``reason``. A task's ``write_prediction`` raises it after writing what it could (e.g. the NIfTI when
+    the DICOM SEG cannot be made); batch prediction records the input as ``partial`` with sidecars for
+    ``written``, exits 3, and a later run of the same command writes the missing outputs.
+    """
+
+    exit_code = 3
+
+    def __init__(self, reason: str, written=()):
+        super().__init__(reason)
+        self.reason = reason
+        self.written = list(written)
 
 
 class MissingDependencyError(UserError, ImportError):

@@ -44,3 +44,46 @@ def check_hostile(predictor, tmp_path, cli_args, garbage_name: str, evaluate: in
     assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), out.stderr
     assert garbage_name in lines[0]
     return report
+
+
+# --- real DICOM files that ship in packages (tests skip when the package is absent; nothing is downloaded) ---
+#: name -> (package, path inside it, what it is). Each is an Enhanced MR Image Storage file from a scanner.
+PACKAGED_ENHANCED_MR = {
+    "philips_mprage": ("nibabel", "nicom/tests/data/philips_mprage.dcm.gz",
+                       "Philips, per-frame functional groups, 176 sagittal frames 256 x 256 (pixels blanked)"),
+    "siemens_xa30_mpr": ("heudiconv", "tests/data/MRI_102TD_PHA_S.MR.Chen_Matthews_1.3.1.2022.11.16.15.50.20.357."
+                         "31204541.dcm", "Siemens XA30, per-frame functional groups, 3 coronal MPR scout frames"),
+    "emri_small": ("data_store", "data/emri_small.dcm",  # the pydicom-data wheel's package
+                   "Philips (de-identified), 10 frames 64 x 64, no functional groups (geometry removed)"),
+}
+#: pip distribution of each package above, for skip messages.
+DISTRIBUTIONS = {"nibabel": "nibabel", "heudiconv": "heudiconv==1.5.1", "data_store": "pydicom-data"}
+
+
+def packaged_file(name: str) -> Path:
+    """The path of the packaged file ``name`` (see PACKAGED_ENHANCED_MR), or a pytest skip naming what to install.
+
+    The package is located, not imported (``importlib.util.find_spec``), so its dependencies need not be there.
+    """
+    from importlib.util import find_spec
+
+    package, relative, _ = PACKAGED_ENHANCED_MR[name]
+    spec = find_spec(package)
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    found = [Path(f) / relative for f in folders if (Path(f) / relative).is_file()]
+    if not found:
+        pytest.skip(f"{name}: {relative} ships in {DISTRIBUTIONS[package]} (pip install --no-deps "
+                    f"{DISTRIBUTIONS[package]}); not installed here")
+    return found[0]
+
+
+def read_packaged(name: str):
+    """The packaged file ``name`` as a pydicom dataset (``.gz`` files decompressed in memory)."""
+    import gzip
+    import io
+
+    import pydicom
+
+    path = packaged_file(name)
+    data = path.read_bytes()
+    return pydicom.dcmread(io.BytesIO(gzip.decompress(data) if path.suffix == ".gz" else data))

@@ -14,6 +14,14 @@ not be along the normal: gantry tilt is kept), and the first slice's position.
 :func:`stack_affine` refuses, as one-line :class:`UserError`: orientations that differ between
 slices, slices of different size or pixel spacing, two slices at one position, gaps (missing
 slices), irregular spacing and positions that do not lie on a line.
+
+Where a file keeps its geometry: a classic image at its top level (ImageOrientationPatient,
+ImagePositionPatient, PixelSpacing); an enhanced multi-frame image in functional groups, per
+frame (PerFrameFunctionalGroupsSequence, as Philips and Siemens XA write pixel measures and plane
+orientation) or shared by all frames (SharedFunctionalGroupsSequence, as GE writes them).
+:func:`functional_group` is the one lookup (per-frame first, then shared); :func:`frame_geometry`
+reads one frame's placement with it, and :func:`with_shared_geometry` gives the SEG writer a
+header whose common geometry is in the shared groups, whichever layout the file used.
 """
 from __future__ import annotations
 
@@ -124,6 +132,85 @@ def slice_geometry(affine_ras: np.ndarray, where: str = "affine") -> dict:
     return {"orientation": [*(a / sa), *(b / sb)], "spacing": [sb, sa],
             "slice_step": float(np.linalg.norm(step)),
             "position": lambda k: [float(v) for v in origin + k * step]}
+
+
+#: Functional group -> the attribute of its item that places a frame (PS3.3 C.7.6.16.2).
+GEOMETRY_GROUPS = {"PlaneOrientationSequence": "ImageOrientationPatient",
+                   "PlanePositionSequence": "ImagePositionPatient", "PixelMeasuresSequence": "PixelSpacing"}
+
+
+def functional_group(ds, frame: int, name: str):
+    """The item of functional group ``name`` for ``frame`` (0-based) of an enhanced multi-frame dataset.
+
+    Per-frame groups override shared ones (PS3.3 C.7.6.16); None when the file has the group in neither.
+    """
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    shared = ds.get("SharedFunctionalGroupsSequence") or []
+    for holder in (per_frame[frame] if frame < len(per_frame) else None, shared[0] if shared else None):
+        if holder is not None and name in holder and len(holder[name].value):
+            return holder[name].value[0]
+    return None
+
+
+def frame_geometry(ds, frame: int, where: str) -> tuple:
+    """``(ImageOrientationPatient, ImagePositionPatient, PixelSpacing)`` of ``frame`` (0-based), from wherever
+    ``ds`` keeps them: the frame's functional groups, the shared ones, or (classic images; orientation and
+    spacing of any image) the top level. A value found nowhere is a one-line UserError naming ``where``."""
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    values = []
+    for group, attribute in GEOMETRY_GROUPS.items():
+        item = functional_group(ds, frame, group)
+        if item is not None and attribute in item:
+            values.append(item[attribute].value)
+        elif attribute in ds and (frames == 1 or attribute != "ImagePositionPatient"):
+            values.append(ds[attribute].value)
+        else:
+            what = f"frame {frame + 1}: " if frames > 1 else ""
+            places = "the per-frame or shared functional groups" if frames > 1 else "the file"
+            raise UserError(f"{where}: {what}{attribute} missing (not in {places}); cannot place the "
+                            f"{'frame' if frames > 1 else 'slice'} in space")
+    return tuple(values)
+
+
+def with_shared_geometry(ds, where: str):
+    """A copy of the enhanced multi-frame header ``ds`` whose plane orientation and pixel measures are shared
+    groups (taken from frame 1 when the file keeps them per frame), and plane positions per frame.
+
+    Readers that expect the shared layout (highdicom's SEG constructor) then accept every vendor's layout.
+    The orientation and spacing must agree between frames (:func:`stack_affine` has checked them).
+    """
+    from copy import deepcopy
+
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    out = deepcopy(ds)
+    n = int(out.get("NumberOfFrames", 1) or 1)
+    per_frame = list(out.get("PerFrameFunctionalGroupsSequence") or [])
+    if len(per_frame) != n:
+        raise UserError(f"{where}: NumberOfFrames is {n} but PerFrameFunctionalGroupsSequence has "
+                        f"{len(per_frame)} items; expected one item per frame")
+    if not out.get("SharedFunctionalGroupsSequence"):
+        out.SharedFunctionalGroupsSequence = Sequence([Dataset()])
+    shared = out.SharedFunctionalGroupsSequence[0]
+    for group in ("PlaneOrientationSequence", "PixelMeasuresSequence"):
+        first = functional_group(ds, 0, group)
+        if first is None:
+            frame_geometry(ds, 0, where)  # the one-line error naming the missing attribute
+            first = Dataset()
+            first[GEOMETRY_GROUPS[group]] = ds[GEOMETRY_GROUPS[group]]
+        setattr(shared, group, Sequence([deepcopy(first)]))
+        for item in per_frame:
+            if group in item:
+                del item[group]
+    for i, item in enumerate(per_frame):
+        if "PlanePositionSequence" not in item:
+            position = Dataset()
+            position.ImagePositionPatient = frame_geometry(ds, i, where)[1]
+            item.PlanePositionSequence = Sequence([position])
+    if "PlanePositionSequence" in shared:
+        del shared["PlanePositionSequence"]
+    return out
 
 
 def _fmt(values) -> str:

@@ -2,7 +2,7 @@
 
 :func:`read_volume` returns a :class:`Volume`: ``array`` float32 ``[i, j, k]`` (see
 :mod:`.geometry` for the voxel order and the LPS -> RAS affine), the modality-LUT rescale
-(RescaleSlope/Intercept, or the per-frame Pixel Value Transformation of enhanced objects)
+(RescaleSlope/Intercept, or the Pixel Value Transformation group of enhanced objects, per frame or shared)
 applied, plus ``source``: which file and frame each slice ``k`` came from, so that a result on
 this grid can be written back as DICOM referencing the source images.
 
@@ -19,7 +19,7 @@ import numpy as np
 from sigplex.core.errors import UserError
 
 from .files import import_pydicom
-from .geometry import stack_affine
+from .geometry import frame_geometry, functional_group, stack_affine
 from .series import Series
 
 
@@ -79,12 +79,8 @@ def _read_classic(series: Series, where: str) -> Volume:
         if int(getattr(ds, "NumberOfFrames", 1) or 1) != 1:
             raise UserError(f"{p}: a multi-frame file in a series of {len(series.files)} files; expected one "
                             "file per slice or one multi-frame file per series")
-        for tag in ("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing"):
-            if tag not in ds:
-                raise UserError(f"{p}: {tag} missing; cannot place the slice in space")
-    order, affine = stack_affine([ds.ImageOrientationPatient for ds in datasets],
-                                 [ds.ImagePositionPatient for ds in datasets],
-                                 [ds.PixelSpacing for ds in datasets], [(ds.Rows, ds.Columns) for ds in datasets],
+    orient, pos, spacing = zip(*(frame_geometry(ds, 0, str(p)) for p, ds in zip(series.files, datasets)))
+    order, affine = stack_affine(orient, pos, spacing, [(ds.Rows, ds.Columns) for ds in datasets],
                                  [p.name for p in series.files], where)
     slices = []
     for k in order:
@@ -94,34 +90,16 @@ def _read_classic(series: Series, where: str) -> Volume:
     return Volume(np.stack(slices, axis=-1), affine, [series.files[k] for k in order], [0] * len(order))
 
 
-def _group(frame, shared, name: str):
-    """The first item of functional group ``name`` for one frame (per-frame, else shared), or None."""
-    for holder in (frame, shared):
-        if holder is not None and name in holder and len(getattr(holder, name)):
-            return getattr(holder, name)[0]
-    return None
-
-
 def _read_multiframe(series: Series, where: str) -> Volume:
     path = series.files[0]
     ds = _read(path)
-    frames = list(getattr(ds, "PerFrameFunctionalGroupsSequence", []) or [])
     n = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    if len(frames) != n:
+    frames = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if frames and len(frames) != n:
         raise UserError(f"{path}: NumberOfFrames is {n} but PerFrameFunctionalGroupsSequence has {len(frames)} "
-                        "items; expected an enhanced multi-frame image")
-    shared = (getattr(ds, "SharedFunctionalGroupsSequence", None) or [None])[0]
-    orient, pos, spacing, rescale = [], [], [], []
-    for i, frame in enumerate(frames):
-        o, p = _group(frame, shared, "PlaneOrientationSequence"), _group(frame, shared, "PlanePositionSequence")
-        m = _group(frame, shared, "PixelMeasuresSequence")
-        if o is None or p is None or m is None:
-            raise UserError(f"{path}: frame {i + 1}: plane orientation, position or pixel measures missing; "
-                            "cannot place the frame in space")
-        orient.append(o.ImageOrientationPatient)
-        pos.append(p.ImagePositionPatient)
-        spacing.append(m.PixelSpacing)
-        rescale.append(_rescale(_group(frame, shared, "PixelValueTransformationSequence"), ds))
+                        "items; expected one item per frame")
+    orient, pos, spacing = zip(*(frame_geometry(ds, i, str(path)) for i in range(n)))
+    rescale = [_rescale(functional_group(ds, i, "PixelValueTransformationSequence"), ds) for i in range(n)]
     names = [f"frame {i + 1}" for i in range(n)]
     order, affine = stack_affine(orient, pos, spacing, [(ds.Rows, ds.Columns)] * n, names, where)
     data = pixels(ds, path).reshape(n, int(ds.Rows), int(ds.Columns))

@@ -1,6 +1,7 @@
 """Write a volume with a RAS affine as a DICOM MR series (classic or enhanced multi-frame), with pydicom.
 
-Used to make test studies from NIfTI data (e.g. the brain phantom) and to check the reader's
+Used to make test studies from NIfTI data (e.g. the brain phantom), to arrange one real scan as the
+series of a study (:func:`write_series_copy`), and to check the reader's
 affine against nibabel's conventions: ``read_volume(write_series(a, affine))`` gives back ``a`` and
 ``affine``. Values are stored as unsigned 16-bit integers with RescaleSlope/RescaleIntercept
 (exact for integer data in 0..65535). The first two voxel axes must be orthogonal (DICOM rows and
@@ -18,6 +19,12 @@ from .geometry import slice_geometry
 
 MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4"
 ENHANCED_MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4.1"
+#: Where an enhanced multi-frame file keeps its functional groups: "shared" (every group that is the same
+#: for all frames in SharedFunctionalGroupsSequence, as GE writes) or "per-frame" (every group in each
+#: frame's item of PerFrameFunctionalGroupsSequence, as Philips and Siemens XA write).
+LAYOUTS = ("shared", "per-frame")
+#: Groups that are per frame by definition (PS3.3 C.7.6.16.2.2: Frame Content is never shared).
+PER_FRAME_ONLY = ("FrameContentSequence",)
 
 
 @dataclass
@@ -113,13 +120,50 @@ def _normal(geometry) -> np.ndarray:
     return np.cross(o[:3], o[3:])
 
 
+def move_functional_groups(ds, layout: str) -> None:
+    """Rearrange the functional groups of the enhanced multi-frame header ``ds`` in place (see :data:`LAYOUTS`).
+
+    ``"per-frame"`` copies each shared group into every frame's item and empties the shared item;
+    ``"shared"`` moves each group whose value is the same in every frame into the shared item. Values are
+    unchanged, only where they are kept: a reader must place every frame as before.
+    """
+    from copy import deepcopy
+
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence as Seq
+
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout: expected one of {', '.join(LAYOUTS)}, got {layout!r}")
+    frames = ds.PerFrameFunctionalGroupsSequence
+    if not ds.get("SharedFunctionalGroupsSequence"):
+        ds.SharedFunctionalGroupsSequence = Seq([Dataset()])
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    if layout == "per-frame":
+        for element in list(shared):
+            if element.VR == "SQ" and element.keyword:
+                for item in frames:
+                    if element.tag not in item:
+                        item.add(deepcopy(element))
+                del shared[element.tag]
+        return
+    first = frames[0]
+    for element in list(first):
+        if element.VR != "SQ" or not element.keyword or element.keyword in PER_FRAME_ONLY:
+            continue
+        if all(element.tag in item and item[element.tag].value == element.value for item in frames):
+            shared.add(deepcopy(element))
+            for item in frames:
+                del item[element.tag]
+
+
 def write_enhanced_series(array: np.ndarray, affine: np.ndarray, path: str | Path, *, description: str,
                           protocol: str | None = None, series_number: int = 1, study: Study | None = None,
-                          series_uid: str | None = None, frame_order: Sequence[int] | None = None) -> Path:
+                          series_uid: str | None = None, frame_order: Sequence[int] | None = None,
+                          layout: str = "shared") -> Path:
     """Write ``array[i, j, k]`` with RAS ``affine`` as one Enhanced MR Image (multi-frame) file.
 
     ``frame_order[f]`` is the slice stored as frame ``f`` (default: in order), to test readers
-    that must sort frames by position.
+    that must sort frames by position; ``layout`` says where the functional groups go (:data:`LAYOUTS`).
     """
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence as Seq
@@ -167,8 +211,24 @@ def write_enhanced_series(array: np.ndarray, affine: np.ndarray, path: str | Pat
         item.PlanePositionSequence, item.FrameContentSequence = Seq([position]), Seq([content])
         per_frame.append(item)
     ds.PerFrameFunctionalGroupsSequence = Seq(per_frame)
+    move_functional_groups(ds, layout)
     ds.PixelData = np.ascontiguousarray(np.stack([stored[:, :, k].T for k in order])).tobytes()
     return _save(ds, Path(path))
+
+
+def write_series_copy(source, path: str | Path, *, description: str, series_number: int,
+                      pixel_data: np.ndarray | None = None) -> Path:
+    """Write the dataset ``source`` (changed in place) to ``path`` as a new series of its study: new
+    SeriesInstanceUID and SOPInstanceUID, ``description`` as SeriesDescription and ProtocolName, and
+    ``pixel_data`` (stored values, frames in the file's order) when given. Study, frame of reference and
+    geometry stay the source's: one real scan arranged as the several series of a study, for tests.
+    """
+    source.SeriesInstanceUID = _uid()
+    source.SOPInstanceUID = source.file_meta.MediaStorageSOPInstanceUID = _uid()
+    source.SeriesNumber, source.SeriesDescription, source.ProtocolName = series_number, description, description
+    if pixel_data is not None:
+        source.PixelData = np.ascontiguousarray(pixel_data, dtype=np.uint16).tobytes()
+    return _save(source, Path(path))
 
 
 def _ds(value: float):

@@ -12,7 +12,11 @@ coded (category SCT 49755003 "Morphologically abnormal structure", anatomic regi
   Type With Necrosis, the DICOM group made for BraTS-style brain tumour components).
 
 The frames follow the reference series' images (one per source image, or per source frame of a
-multi-frame image), so viewers overlay the SEG on the series it was computed for.
+multi-frame image), so viewers overlay the SEG on the series it was computed for. An enhanced
+multi-frame source may keep its plane orientation and pixel measures per frame (Philips, Siemens XA)
+or shared (GE); highdicom reads them from the shared groups only, so it is given the source header
+as :func:`~sigplex.datasets.dicom.with_shared_geometry` lays it out (same values, same UIDs): the
+SEG's frame ``f`` then has the position of source frame ``f`` and references it by number.
 """
 from __future__ import annotations
 
@@ -50,12 +54,14 @@ def write_dicom_seg(labels: np.ndarray, native, path: str | Path, version: str =
     """Write BraTS ``labels`` (on the grid of ``native``, a :class:`~sigplex.datasets.dicom.Volume`) as a SEG."""
     import pydicom
 
+    from sigplex.datasets.dicom import with_shared_geometry
     from sigplex.datasets.nifti import labels_to_channels
 
     masks = labels_to_channels(labels, "brats2021").astype(bool)  # [3, i, j, k]
     frames = np.transpose(masks, (3, 2, 1, 0))  # [k, rows (j), columns (i), segment]
     if len(set(native.files)) == 1 and len(native.files) > 1:  # one multi-frame image: its frame order
-        sources = [pydicom.dcmread(native.files[0], stop_before_pixels=True)]
+        sources = [with_shared_geometry(pydicom.dcmread(native.files[0], stop_before_pixels=True),
+                                        str(native.files[0]))]
         ordered = np.zeros_like(frames)
         ordered[np.asarray(native.frames)] = frames
         frames = ordered

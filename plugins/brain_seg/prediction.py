@@ -5,13 +5,15 @@ for DICOM studies, ``native``) with a ``provenance`` attribute: the choices made
 (which series, what was zero-filled), which the core's batch writer copies into every output's
 sidecar under ``"choices"``. :func:`output_paths` names the files of one output and
 :func:`write_files` writes them: the NIfTI label map, the overlay PNG and, for a DICOM study,
-a DICOM SEG ``<stem>.seg.dcm`` next to the NIfTI.
+a DICOM SEG ``<stem>.seg.dcm`` next to the NIfTI. The SEG is written last: when it cannot be made,
+the NIfTI and PNG are kept and :class:`~sigplex.core.errors.PartialOutput` says so (batch
+prediction records the study as ``partial`` and a re-run retries it).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from sigplex.core.errors import UserError
+from sigplex.core.errors import PartialOutput, UserError
 
 SEG_SUFFIX = ".seg.dcm"
 
@@ -63,9 +65,15 @@ def write_files(prediction: dict, output) -> list[Path]:
     if prediction.get("native") is not None:  # a DICOM study: the reference series' native grid
         from .dicom_seg import write_dicom_seg
 
-        return [write_label_nifti_affine(labels, prediction["native"].affine, nifti),
-                write_overlay_png(prediction["image"], labels, png),
-                write_dicom_seg(labels, prediction["native"], seg, software_version())]
+        written = [write_label_nifti_affine(labels, prediction["native"].affine, nifti),
+                   write_overlay_png(prediction["image"], labels, png)]
+        try:
+            return [*written, write_dicom_seg(labels, prediction["native"], seg, software_version())]
+        except Exception as exc:  # any SEG failure keeps the NIfTI: the study is partial, not lost
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            reason = str(exc) if isinstance(exc, UserError) else \
+                f"{seg}: cannot write the DICOM SEG ({type(exc).__name__}: {text})"
+            raise PartialOutput(reason, written) from exc
     if prediction.get("reference") is None:
         raise UserError("an in-memory prediction has no reference image to copy the grid from; "
                         "save prediction['labels'] yourself or predict from a file")

@@ -108,3 +108,21 @@ def test_combined_table_gathers_every_csv_row_with_its_input(tmp_path):
     assert path.read_text().splitlines() == ["input,window,prob_x,predicted,event", "in/a.edf,0,0.9,x,",
                                              "in/a.edf,1,0.2,y,", "in/b.edf,0,0.6,x,T1"]
     assert write_combined_table(tmp_path / "none", records[2:]) is None
+
+
+def test_exit_code_counts_a_partial_input_as_not_done():
+    """A partial input (some outputs written, see PartialOutput) exits 3, alone or in a batch."""
+    from sigplex.core.batch import ItemResult, exit_code
+    from sigplex.core.errors import PartialOutput, UserError
+
+    def rec(status, kind=None):
+        return ItemResult(input="x", status=status, error_type=kind)
+
+    assert exit_code([rec("ok"), rec("skipped")]) == 0
+    assert exit_code([rec("partial", "PartialOutput")]) == 3
+    assert exit_code([rec("ok"), rec("partial", "PartialOutput")]) == 3
+    assert exit_code([rec("partial", "PartialOutput"), rec("failed", "UserError")]) == 3
+    assert exit_code([rec("failed", "UserError"), rec("failed", "UserError")]) == 2
+    err = PartialOutput("out.seg.dcm: cannot write the DICOM SEG", ["out.nii.gz"])
+    assert isinstance(err, UserError) and err.exit_code == 3 and err.written == ["out.nii.gz"]
+    assert str(err) == err.reason == "out.seg.dcm: cannot write the DICOM SEG"

@@ -197,3 +197,79 @@ def test_highdicom_legacy_converted_multiframe_reads_like_its_source(tmp_path):
     got = read_volume(series)
     np.testing.assert_allclose(got.affine, affine, atol=1e-5)
     np.testing.assert_array_equal(got.array, array)
+
+
+@pytest.mark.parametrize("layout", ["per-frame", "shared"])
+def test_functional_group_layouts_read_alike_and_give_the_seg_writer_shared_geometry(tmp_path, layout):
+    """Pixel measures and plane orientation per frame (Philips, Siemens XA) or shared (GE): the same volume;
+    with_shared_geometry lays either out as highdicom expects, frame positions unchanged."""
+    from sigplex.datasets.dicom import frame_geometry, functional_group, with_shared_geometry
+
+    array, affine = volume(), oblique_affine()
+    order = np.random.default_rng(2).permutation(array.shape[2])
+    path = write_enhanced_series(array, affine, tmp_path / "s" / "mf.dcm", description="T1", frame_order=order,
+                                 layout=layout)
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    kept = ds.PerFrameFunctionalGroupsSequence[0] if layout == "per-frame" else ds.SharedFunctionalGroupsSequence[0]
+    assert "PixelMeasuresSequence" in kept and "PlaneOrientationSequence" in kept
+    assert "PlanePositionSequence" not in ds.SharedFunctionalGroupsSequence[0]
+    got = read_volume(scan_study(tmp_path)[0])
+    np.testing.assert_allclose(got.affine, affine, atol=1e-5)
+    np.testing.assert_array_equal(got.array, array)
+    assert functional_group(ds, 3, "PixelMeasuresSequence").PixelSpacing == frame_geometry(ds, 3, "x")[2]
+    shared = with_shared_geometry(ds, str(path))
+    assert "PixelMeasuresSequence" in shared.SharedFunctionalGroupsSequence[0]
+    assert all("PixelMeasuresSequence" not in f for f in shared.PerFrameFunctionalGroupsSequence)
+    assert [frame_geometry(shared, i, "x") for i in range(len(order))] == \
+        [frame_geometry(ds, i, "x") for i in range(len(order))]
+    assert "PixelMeasuresSequence" in ds.PerFrameFunctionalGroupsSequence[0] or layout == "shared"  # not changed
+
+
+def test_real_philips_enhanced_mr_matches_nibabel_in_either_layout(tmp_path):
+    """nibabel's wheel ships a Philips Enhanced MR (geometry per frame); nibabel's own multi-frame wrapper is
+    the reference. Moved to the shared layout (a GE-style stand-in), it reads the same."""
+    from helpers import read_packaged
+    from nibabel.nicom import dicomwrappers
+
+    from sigplex.datasets.dicom import move_functional_groups
+
+    ds = read_packaged("philips_mprage")
+    assert "PixelMeasuresSequence" in ds.PerFrameFunctionalGroupsSequence[0]
+    assert "PixelMeasuresSequence" not in ds.SharedFunctionalGroupsSequence[0]
+    volumes = []
+    for layout in ("as shipped", "shared"):
+        if layout == "shared":
+            move_functional_groups(ds, "shared")
+            assert "PixelMeasuresSequence" in ds.SharedFunctionalGroupsSequence[0]
+            assert "PlanePositionSequence" in ds.PerFrameFunctionalGroupsSequence[5]
+        (tmp_path / layout).mkdir()
+        ds.save_as(tmp_path / layout / "mf.dcm", enforce_file_format=True)
+        volumes.append(read_volume(scan_study(tmp_path / layout)[0]))
+    np.testing.assert_array_equal(volumes[0].affine, volumes[1].affine)
+    assert volumes[0].frames == volumes[1].frames == list(range(176))  # stored in order along the normal
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nibabel calls its DICOM readers experimental
+        theirs = dicomwrappers.wrapper_from_data(ds).affine  # LPS; voxel order (row, column, frame)
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ volumes[0].affine
+    np.testing.assert_allclose(theirs[:3, [1, 0]], lps[:3, [0, 1]], atol=1e-4)  # rows and columns swapped
+    # nibabel stacks the frames the other way along the normal: same line, other end
+    np.testing.assert_allclose(theirs[:3, 2], -lps[:3, 2], atol=1e-4)
+    np.testing.assert_allclose(theirs[:3, 3], lps[:3, 3] + 175 * lps[:3, 2], atol=1e-3)
+
+
+@pytest.mark.parametrize("name, match", [
+    ("emri_small", "emri_small.dcm: frame 1: ImageOrientationPatient missing \\(not in the per-frame or shared "
+                   "functional groups\\); cannot place the frame in space"),
+    ("siemens_xa30_mpr", "mixed orientations within the series: frame 1 has ImageOrientationPatient .*, frame 2"),
+])
+def test_real_enhanced_mr_that_is_not_a_volume_is_one_line(tmp_path, name, match):
+    """Packaged files that cannot be one 3D stack: pydicom-data's emri_small (its geometry was removed) and
+    heudiconv's Siemens XA30 MPR scout (three frames in three planes, read from its per-frame groups)."""
+    from helpers import read_packaged
+
+    ds = read_packaged(name)
+    (tmp_path / "s").mkdir()
+    ds.save_as(tmp_path / "s" / f"{name}.dcm", enforce_file_format=True)
+    with pytest.raises(UserError, match=match) as exc:
+        read_volume(scan_study(tmp_path)[0])
+    one_line(exc)

@@ -127,6 +127,64 @@ def make_study(folder, shape=(64, 64, 64), seed=0, missing=(), descriptions=None
     return out
 
 
+#: Series descriptions and protocol names as sites write them, per vendor (all fit the default rules).
+SITE_NAMES = {
+    "philips": {"t1": "T1W_3D_TFE", "t1ce": "T1W_3D_TFE +C", "t2": "T2W_3D_TSE", "flair": "T2W_3D_FLAIR"},
+    "ge": {"t1": "Sag T1 BRAVO", "t1ce": "Sag T1 BRAVO POST GAD", "t2": "Sag CUBE T2", "flair": "Sag CUBE T2 FLAIR"},
+}
+
+
+def frame_positions(ds) -> np.ndarray:
+    """ImagePositionPatient of every frame of an enhanced file (per-frame groups; shared ones never hold it)."""
+    return np.asarray([[float(v) for v in f.PlanePositionSequence[0].ImagePositionPatient]
+                       for f in ds.PerFrameFunctionalGroupsSequence])
+
+
+def phantom_in(volume_shape, native_affine, seed=0) -> dict:
+    """A 64 mm phantom case centred in the field of view of a native grid (RAS affine and shape)."""
+    from sigplex.datasets.nifti import generate_phantom_case
+
+    case = generate_phantom_case((64, 64, 64), seed=seed)
+    centre = native_affine[:3, :3] @ ((np.asarray(volume_shape) - 1) / 2) + native_affine[:3, 3]
+    case["affine"] = case["affine"].copy()
+    case["affine"][:3, 3] = centre - case["affine"][:3, :3] @ np.full(3, 31.5)
+    return case
+
+
+def on_native(array, case_affine, native_affine, shape, order=1) -> np.ndarray:
+    """``array`` sampled on a native grid, only inside the box the phantom covers (zeros elsewhere, fast)."""
+    corners = np.stack(np.meshgrid(*[[0, n - 1] for n in array.shape], indexing="ij"), -1).reshape(-1, 3)
+    world = corners @ case_affine[:3, :3].T + case_affine[:3, 3]
+    idx = (world - native_affine[:3, 3]) @ np.linalg.inv(native_affine[:3, :3]).T
+    lo = np.clip(np.floor(idx.min(0)).astype(int) - 1, 0, None)
+    hi = np.minimum(np.ceil(idx.max(0)).astype(int) + 2, shape)
+    box = native_affine.copy()
+    box[:3, 3] = native_affine[:3, :3] @ lo + native_affine[:3, 3]
+    out = np.zeros(shape, np.float32)
+    out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = sample(array, case_affine, box, tuple(hi - lo), order=order)
+    return out
+
+
+def arrange_study(source, folder, names: dict, fill: dict | None = None) -> dict:
+    """One real enhanced MR header ``source`` as a four-series study in ``folder``, as a site would have it.
+
+    Each sequence gets a copy of the file with its own SeriesInstanceUID, SOPInstanceUID, SeriesNumber and
+    ``names[seq]`` as SeriesDescription and ProtocolName; the study, frame of reference and geometry stay the
+    file's. ``fill[seq]``, when given, replaces the pixel data (frames in the file's order, ``[frame, row,
+    column]`` uint16). Returns ``{seq: path}``.
+    """
+    from copy import deepcopy
+
+    from sigplex.datasets.dicom import write_series_copy
+
+    paths, ds = {}, deepcopy(source)  # one copy, its series attributes set in turn
+    for number, seq in enumerate(("t1", "t1ce", "t2", "flair"), start=2):
+        path = Path(folder) / f"{number:02d}_{seq}" / "IM_0001.dcm"
+        paths[seq] = write_series_copy(ds, path, description=names[seq], series_number=number,
+                                       pixel_data=None if fill is None else fill[seq])
+    return paths
+
+
 @pytest.fixture(scope="session")
 def dcm():
     """The study helpers of this module (tests cannot import a conftest by name)."""
@@ -134,7 +192,8 @@ def dcm():
 
     pytest.importorskip("scipy")
     pytest.importorskip("pydicom")
-    return SimpleNamespace(make_study=make_study, sample=sample)
+    return SimpleNamespace(make_study=make_study, sample=sample, arrange_study=arrange_study, phantom_in=phantom_in,
+                           on_native=on_native, frame_positions=frame_positions, site_names=SITE_NAMES)
 
 
 @pytest.fixture
