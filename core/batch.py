@@ -294,6 +294,8 @@ def _one(predictor, task, prepared, item: InputItem, root, output, out_dir, base
     result = ItemResult(input=shown)
     t0 = time.perf_counter()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    files: list[Path] = []
+    before: set[Path] = set()
     try:
         if item.error:
             raise UserError(item.error)
@@ -310,6 +312,7 @@ def _one(predictor, task, prepared, item: InputItem, root, output, out_dir, base
             if not ours:  # ours with some missing is a partial earlier run: predicted again below to complete it
                 raise UserError(f"{existing[0]}: already exists from another model or input; pass --overwrite")
         check_suffix(task, target)
+        before = {f for f in files if f.exists()}
         prediction = predictor.predict(item.path)
         partial = None
         try:
@@ -331,6 +334,11 @@ def _one(predictor, task, prepared, item: InputItem, root, output, out_dir, base
         result.status, result.error, result.error_type = "failed", f"{type(exc).__name__}: {first}", type(exc).__name__
     finally:
         result.seconds = round(time.perf_counter() - t0, 4)
+    if result.status == "failed":  # a failed input leaves no output of its own behind
+        for f in files:
+            if f not in before:
+                f.unlink(missing_ok=True)
+                _sidecar(f).unlink(missing_ok=True)
     return result
 
 

@@ -78,6 +78,14 @@ def _safe_name(name: str | None, fallback: str) -> str:
     return base or fallback
 
 
+def _safe_relative(name: str | None, fallback: str) -> Path:
+    """A part's file name as a relative path below the upload folder: each folder kept (a DICOM study's
+    series), every component made safe, nothing that climbs out (``..``, absolute paths)."""
+    parts = [_SAFE.sub("_", p).lstrip(".") for p in (name or "").replace("\\", "/").split("/")]
+    parts = [p for p in parts if p]
+    return Path(*parts) if parts else Path(fallback)
+
+
 class Service:
     """The model, its one worker thread and the queue bookkeeping behind the HTTP app."""
 
@@ -108,7 +116,9 @@ class Service:
                 source = tmp / "input"
                 source.mkdir()
                 for i, (name, data) in enumerate(files):
-                    (source / _safe_name(name, f"part{i}")).write_bytes(data)
+                    target = source / _safe_relative(name, f"part{i}")
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(data)
             suffixes = tuple(task.output_suffixes)  # none declared (contract v1): the input's own suffix
             output = tmp / "out" / f"prediction{suffixes[0] if suffixes else ''.join(source.suffixes)}"
             written_expected = check_outputs(task, output, prepared, overwrite=True, source=source)

@@ -116,7 +116,7 @@ def hostile_inputs(task, prepared, folder: str | Path, samples=None) -> list:
     if not samples:
         raise AssertionError(f"task {task.name!r} declares no sample_inputs(prepared, folder); pass samples=")
     found = []
-    for i, sample in enumerate(samples[:2]):
+    for i, sample in enumerate(samples[:3]):
         found.append(HostileInput("valid", _copy(sample, folder / f"variants{i}" / "valid"), valid=True))
         found += generic_variants(sample, folder / f"variants{i}", task.format_variants)
     return found
@@ -201,18 +201,29 @@ def _check_batch(variants, out: Path, cli_args, limit_mb, problems) -> dict:
     by_input = {r["input"]: r for r in records}
     counts = {"ok": 0, "refused": 0}
     for v in variants:
-        r = by_input.get(str(v.path))
-        assert r is not None, f"{v.name}: no manifest record for {v.path}"
-        if r["status"] == "failed" and v.valid:
-            problems.append(f"valid sample {v.path.name}: refused: {r['error']}")
-        elif r["status"] == "failed":
-            _check_refusal(v, r["error"], r["error_type"] == "UserError", problems)
-            counts["refused"] += 1
-        else:
-            _expect(problems, not v.too_large, f"{v.name}: over the input limit by design, yet predicted")
-            for f in r["outputs"]:
-                _expect_finite(problems, Path(f), v.name)
-            counts["ok"] += 1
+        # a folder that is not an input itself is walked: the inputs found inside answer for it
+        found = [by_input[str(v.path)]] if str(v.path) in by_input else \
+            [r for key, r in by_input.items() if key.startswith(f"{v.path}/")]
+        if not found:
+            problems.append(f"{v.name}: no manifest record for {v.path} or an input inside it")
+        for r in found:
+            _check_record(v, r, problems, counts)
+    return counts
+
+
+def _check_record(v, r: dict, problems: list[str], counts: dict) -> None:
+    """One manifest record of variant ``v``: a valid sample predicted, a refusal as the contract says, or
+    finite outputs."""
+    if r["status"] == "failed" and v.valid:
+        problems.append(f"valid sample {v.path.name}: refused: {r['error']}")
+    elif r["status"] == "failed":
+        _check_refusal(v, r["error"], r["error_type"] == "UserError", problems)
+        counts["refused"] += 1
+    else:
+        _expect(problems, not v.too_large, f"{v.name}: over the input limit by design, yet predicted")
+        for f in r["outputs"]:
+            _expect_finite(problems, Path(f), v.name)
+        counts["ok"] += 1
     return counts
 
 
@@ -267,7 +278,8 @@ def _check_serve(predictor, variants, limit_mb, problems) -> dict:
                 if v.path.is_symlink() or (v.path.is_dir() and any(p.is_symlink() for p in v.path.rglob("*"))):
                     continue  # a symlink cannot be uploaded
                 parts = [v.path] if v.path.is_file() else sorted(p for p in v.path.rglob("*") if p.is_file())
-                files = [("file", (p.name, p.read_bytes())) for p in parts]
+                base = v.path if v.path.is_dir() else v.path.parent
+                files = [("file", (str(p.relative_to(base)), p.read_bytes())) for p in parts]
                 r = await client.post("/predict", files=files) if files else \
                     await client.post("/predict", content=b"", headers={"content-type": "multipart/form-data"})
                 statuses[str(r.status_code)] = statuses.get(str(r.status_code), 0) + 1

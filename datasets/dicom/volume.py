@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sigplex.core.errors import UserError
+from sigplex.core.limits import check_size
 
 from .files import import_pydicom
 from .geometry import frame_geometry, functional_group, stack_affine
@@ -52,11 +53,20 @@ def _first_line(exc: BaseException) -> str:
 
 
 def pixels(ds, path: Path) -> np.ndarray:
-    """``ds.pixel_array``; an undecodable transfer syntax is a one-line UserError."""
+    """``ds.pixel_array``; no pixel data, more than the input limit, or an undecodable transfer syntax is a
+    one-line UserError."""
+    if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        raise UserError(f"{path}: holds no pixel data (a DICOM object without an image); expected MR images")
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    size = int(getattr(ds, "Rows", 0) or 0) * int(getattr(ds, "Columns", 0) or 0) * frames
+    check_size(8 * size, path, f"{frames} frame(s) of {getattr(ds, 'Rows', '?')} x {getattr(ds, 'Columns', '?')}")
     try:
         arr = ds.pixel_array
     except Exception as exc:
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        if ts is not None and not ts.is_compressed:
+            raise UserError(f"{path}: pixel data cannot be read ({_first_line(exc)}); the file is truncated or "
+                            "damaged") from None
         name = f"{ts} ({ts.name})" if ts is not None else "unknown"
         raise UserError(f"{path}: pixel data in transfer syntax {name} cannot be decoded by pydicom here "
                         f"({_first_line(exc)}); install its decoder plugin (e.g. pylibjpeg, gdcm) or "

@@ -21,13 +21,12 @@ from sigplex.core.errors import UserError
 from sigplex.core.models import create_model
 from sigplex.core.task import Prepared, Task, TaskCard
 from sigplex.core.weights import load_state_strict
-from sigplex.datasets.nifti.hostile import hostile_variants
 
 from .config import PRESETS, BrainSegConfig
 from .inference import infer_volume, plain, read_case
 from .metrics import evaluate_cases
 from .prediction import Prediction, output_paths, write_files
-from .samples import write_samples
+from .samples import format_variants, write_samples
 
 
 def segmentation_loss(logits: torch.Tensor, label: torch.Tensor, bce_weight: float):
@@ -180,7 +179,7 @@ class BrainSegTask(Task):
         return {0: {0: "batch"}}
 
     sample_inputs = staticmethod(write_samples)  # a phantom case folder and a 4D NIfTI at the run's ROI
-    format_variants = staticmethod(hostile_variants)  # NIfTI headers past the limit, .nii.gz bombs, NaN volumes
+    format_variants = staticmethod(format_variants)  # NIfTI past the limit, .nii.gz bombs, NaN; DICOM without pixels
 
     def plots(self, model, prepared, run_dir):
         """The first held-out case: predicted labels and ground truth as overlay PNGs."""

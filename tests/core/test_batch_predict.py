@@ -126,3 +126,26 @@ def test_exit_code_counts_a_partial_input_as_not_done():
     err = PartialOutput("out.seg.dcm: cannot write the DICOM SEG", ["out.nii.gz"])
     assert isinstance(err, UserError) and err.exit_code == 3 and err.written == ["out.nii.gz"]
     assert str(err) == err.reason == "out.seg.dcm: cannot write the DICOM SEG"
+
+
+def test_a_write_that_fails_half_way_leaves_no_output_of_that_input(run, tmp_path, monkeypatch):
+    """The task writes its file, then fails (a disk error, say): the input is failed and the file is removed,
+    while another input of the same batch is written."""
+    import sigplex.core as sp
+
+    predictor = sp.load_run(run)
+    real = predictor.task.write_prediction
+
+    def flaky(prediction, output, prepared):
+        written = real(prediction, output, prepared)
+        if "bad" in str(output):
+            raise OSError("No space left on device")
+        return written
+
+    monkeypatch.setattr(predictor.task, "write_prediction", flaky)
+    for name in ("good", "bad"):
+        np.save(tmp_path / f"{name}.npy", np.ones(64, np.float32))
+    results = list(predictor.predict_many([tmp_path / "good.npy", tmp_path / "bad.npy"], tmp_path / "out"))
+    assert [r.status for r in results] == ["ok", "failed"] and "No space left" in results[1].error
+    assert (tmp_path / "out" / "good.npy").is_file()
+    assert not (tmp_path / "out" / "bad.npy").exists() and not (tmp_path / "out" / "bad.npy.json").exists()

@@ -106,8 +106,8 @@ def test_real_server_process(run):
         port = s.getsockname()[1]
     env = {**os.environ, "SIGPLEX_TOKEN": "abc"}
     proc = subprocess.Popen([sys.executable, "-m", "sigplex.core.cli", "serve", "--checkpoint", str(run), "--port",
-                             str(port), "--token-env", "SIGPLEX_TOKEN"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                             str(port), "--token-env", "SIGPLEX_TOKEN", "--max-body-mb", "1"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
         for _ in range(120):
@@ -122,6 +122,28 @@ def test_real_server_process(run):
         r = httpx.post(f"{url}/predict", json={"inputs": [[0.5] * 64]}, headers=auth, timeout=30)
         assert r.status_code == 200 and len(r.json()["prediction"][0]) == 64
         assert httpx.post(f"{url}/predict", json={"inputs": [[0.5] * 64]}, timeout=30).status_code == 401
+        # bodies over --max-body-mb, sent in full by a client that reads only afterwards: 413, never a broken pipe
+        for declared in (True, False):
+            for _ in range(4):
+                assert _send_then_read(port, 3 << 20, declared).startswith(b"HTTP/1.1 413")
+        assert httpx.get(f"{url}/health", timeout=5).status_code == 200
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _send_then_read(port: int, size: int, declared: bool) -> bytes:
+    """POST ``size`` bytes on a raw socket (with a Content-Length, or chunked), all of it, then read the answer."""
+    body = os.urandom(size)
+    head = ("POST /predict HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer abc\r\n"
+            "Content-Type: application/octet-stream\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        if declared:
+            sock.sendall(f"{head}Content-Length: {size}\r\n\r\n".encode() + body)
+        else:
+            sock.sendall(f"{head}Transfer-Encoding: chunked\r\n\r\n".encode())
+            for i in range(0, size, 1 << 16):
+                part = body[i:i + (1 << 16)]
+                sock.sendall(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+            sock.sendall(b"0\r\n\r\n")
+        return sock.recv(4096)
