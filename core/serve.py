@@ -24,10 +24,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError, one_line, require
+from .errors import PartialOutput, UserError, one_line, require
 from .limits import DEFAULT_MAX_INPUT_MB, input_limit
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+PARTIAL_HEADER = "x-sigplex-partial"  # on a 200 whose outputs were written in part: the reason
 
 
 def is_loopback(host: str) -> bool:
@@ -100,7 +101,8 @@ class Service:
         self.served = 0
         self.worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sigplex-predict")
 
-    def _predict_upload(self, files: list[tuple[str, bytes]]) -> tuple[bytes, str, str]:
+    def _predict_upload(self, files: list[tuple[str, bytes]]) -> tuple[bytes, str, str, str]:
+        """(answer bytes, media type, file name, what is missing when the outputs were written in part)."""
         from .outputs import check_outputs, write_outputs
 
         task, prepared = self.predictor.task, self.predictor.prepared
@@ -122,18 +124,22 @@ class Service:
             suffixes = tuple(task.output_suffixes)  # none declared (contract v1): the input's own suffix
             output = tmp / "out" / f"prediction{suffixes[0] if suffixes else ''.join(source.suffixes)}"
             written_expected = check_outputs(task, output, prepared, overwrite=True, source=source)
+            partial = ""
             try:
                 result = self.predictor.predict(source)
-                written = write_outputs(task, result, output, prepared, written_expected, source=source)
+                try:
+                    written = write_outputs(task, result, output, prepared, written_expected, source=source)
+                except PartialOutput as exc:  # answered with what was written; a header says what is missing
+                    written, partial = [Path(p) for p in exc.written], one_line(exc.reason).replace(f"{tmp}/", "")
             except UserError as exc:  # name the upload as the client sent it, not the server's temporary folder
                 raise type(exc)(str(exc).replace(f"{tmp}/", "")) from exc
             if len(written) == 1:
-                return written[0].read_bytes(), _media_type(written[0]), written[0].name
+                return written[0].read_bytes(), _media_type(written[0]), written[0].name, partial
             buf = io.BytesIO()
             with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
                 for path in written:
                     zf.write(path, arcname=path.name)
-            return buf.getvalue(), "application/zip", "prediction.zip"
+            return buf.getvalue(), "application/zip", "prediction.zip", partial
 
     def _predict_json(self, inputs: Any) -> Any:
         import numpy as np
@@ -243,8 +249,11 @@ def create_app(predictor, *, token: str | None = None, max_body_mb: float = 100.
             files = await _multipart_files(request, body)
             if not files:
                 raise UserError("multipart body: expected at least one file part")
-            data, media, name = await service.run(service._predict_upload, files)
-            return Response(data, media_type=media, headers={"content-disposition": f'attachment; filename="{name}"'})
+            data, media, name, partial = await service.run(service._predict_upload, files)
+            headers = {"content-disposition": f'attachment; filename="{name}"'}
+            if partial:  # e.g. the NIfTI without its DICOM SEG
+                headers[PARTIAL_HEADER] = partial.encode("ascii", "backslashreplace").decode("ascii")
+            return Response(data, media_type=media, headers=headers)
         raise UserError(f"content-type {kind or '(none)'}: expected multipart/form-data or application/json")
 
     return app

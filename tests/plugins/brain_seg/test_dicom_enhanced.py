@@ -226,3 +226,36 @@ def test_seg_failure_in_a_batch_is_a_partial_row_exit_3_and_resume_completes_it(
     rows = {r["input"].split("/")[-1]: r for r in map(json.loads, (out / "manifest.jsonl").read_text().splitlines())}
     assert rows["patient_a"]["status"] == "skipped" and rows["patient_b"]["status"] == "ok"
     assert (out / "patient_b.seg.dcm").is_file() and _sidecar(out / "patient_b.seg.dcm")["output"] == "patient_b.seg.dcm"
+
+
+def test_seg_failure_behind_serve_answers_what_was_written_and_says_what_is_missing(run_dir, tmp_path, dcm,
+                                                                                   monkeypatch):
+    """A server-side SEG failure is no client error: 200 with the NIfTI and overlay, and a header with the reason."""
+    import asyncio
+    import io
+    import zipfile
+
+    import httpx
+
+    import sigplex.plugins.brain_seg.dicom_seg as dicom_seg
+    from sigplex.core.api import load_predictor
+    from sigplex.core.serve import PARTIAL_HEADER, create_app
+
+    study = dcm.make_study(tmp_path / "study")
+
+    def broken(labels, native, path, version=""):
+        raise AttributeError("'Dataset' object has no attribute 'PixelMeasuresSequence'")
+
+    monkeypatch.setattr(dicom_seg, "write_dicom_seg", broken)
+    files = [("file", (str(p.relative_to(study.folder)), p.read_bytes()))
+             for p in sorted(study.folder.rglob("*")) if p.is_file()]
+
+    async def go():
+        transport = httpx.ASGITransport(app=create_app(load_predictor(run_dir)))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=300) as client:
+            return await client.post("/predict", files=files)
+
+    r = asyncio.run(go())
+    assert r.status_code == 200 and "PixelMeasuresSequence" in r.headers[PARTIAL_HEADER]
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        assert sorted(zf.namelist()) == ["prediction.nii.gz", "prediction_overlay.png"]
