@@ -303,6 +303,7 @@ def _one(predictor, task, prepared, item: InputItem, root, output, out_dir, base
         target = output if single_output else output_for(task, item.path, root, out_dir)
         files = output_files(task, target, prepared, item.path)
         existing = [f for f in files if f.exists()]
+        before = set(existing)  # never removed on a failure: they are not this attempt's
         if existing and not overwrite:
             done = [json.loads(_sidecar(f).read_text()) if _sidecar(f).is_file() else {} for f in existing]
             ours = all(_same_model(d, base, result.sha256) for d in done)
@@ -312,7 +313,6 @@ def _one(predictor, task, prepared, item: InputItem, root, output, out_dir, base
             if not ours:  # ours with some missing is a partial earlier run: predicted again below to complete it
                 raise UserError(f"{existing[0]}: already exists from another model or input; pass --overwrite")
         check_suffix(task, target)
-        before = {f for f in files if f.exists()}
         prediction = predictor.predict(item.path)
         partial = None
         try:
