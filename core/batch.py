@@ -19,15 +19,15 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from .errors import PartialOutput, UserError, one_line
 from .fileio import atomic_write_text, deferred_sync, sha256_file
+from .manifest import MANIFEST, SHARD_MANIFEST, ItemResult, input_key, shard_header, shard_of
 from .outputs import check_suffix, output_files, write_combined_table, write_outputs
 
-MANIFEST = "manifest.jsonl"
 SYNC_EVERY = 64  # inputs between os.sync() calls: outputs are renamed atomically, made durable in groups
 _GLOB_CHARS = set("*?[")
 
@@ -38,22 +38,6 @@ class InputItem:
 
     path: Path
     error: str | None = None
-
-
-@dataclass
-class ItemResult:
-    """What happened to one input (one line of ``manifest.jsonl``)."""
-
-    input: str
-    outputs: list[str] = field(default_factory=list)
-    status: str = "ok"  # ok | skipped | partial | failed
-    error: str | None = None
-    error_type: str | None = None
-    seconds: float = 0.0
-    sha256: str | None = None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -224,17 +208,24 @@ def _same_model(record: dict, base: dict, sha: str | None) -> bool:
 
 # --- the loop --------------------------------------------------------------------------------
 def predict_many(predictor, inputs: Iterable[str | Path], output: str | Path, *, overwrite: bool = False,
-                 hash_paths: bool = False, progress: bool | None = None, single_output: bool = False
-                 ) -> Iterator[ItemResult]:
+                 hash_paths: bool = False, progress: bool | None = None, single_output: bool = False,
+                 shard: tuple[int, int] | None = None) -> Iterator[ItemResult]:
     """Predict every input, yielding one :class:`ItemResult` each (see the module docstring).
 
     ``output`` is a folder (outputs mirror the inputs' paths below their common root), or with
-    ``single_output=True`` and one input, the output file itself.
+    ``single_output=True`` and one input, the output file itself. ``shard=(I, N)`` predicts share I
+    of N of the expanded inputs and writes ``manifest.shard-I-of-N.jsonl`` (:mod:`sigplex.core.shards`).
     """
     task, prepared = predictor.task, predictor.prepared
     items = expand_inputs(task, inputs)
     usable = [i.path for i in items if i.error is None]
     root = common_root(usable) if usable else Path.cwd()
+    header, manifest = None, MANIFEST
+    if shard is not None:  # the share is decided on all inputs, and outputs mirror them below the same root
+        keys = [input_key(i.path, root, i.error) for i in items]
+        items = [i for i, k in zip(items, keys) if shard_of(k, shard[1]) == shard[0]]
+        header = shard_header(keys, shard, len(items), task.combined_table)
+        manifest = SHARD_MANIFEST.format(i=shard[0], n=shard[1])
     output = Path(output)
     out_dir = output.parent if single_output else output
     if not single_output:
@@ -244,9 +235,9 @@ def predict_many(predictor, inputs: Iterable[str | Path], output: str | Path, *,
     base = model_provenance(predictor)
     records: list[dict] = []
     bar = _progress(len(items), progress)
-    partial = out_dir / (MANIFEST + ".partial")
+    partial = out_dir / (manifest + ".partial")
     if not single_output:
-        partial.write_text("")
+        partial.write_text("" if header is None else json.dumps(header) + "\n")
     since_sync = 0
     try:
         for item in items:
@@ -269,9 +260,10 @@ def predict_many(predictor, inputs: Iterable[str | Path], output: str | Path, *,
         if bar is not None:
             bar.stop()
         if not single_output:
-            atomic_write_text(out_dir / MANIFEST, "".join(json.dumps(r) + "\n" for r in records))
+            head = [] if header is None else [header]
+            atomic_write_text(out_dir / manifest, "".join(json.dumps(r) + "\n" for r in head + records))
             partial.unlink(missing_ok=True)
-            if task.combined_table:
+            if task.combined_table and header is None:  # shards: `platform manifest merge` writes it
                 write_combined_table(out_dir, records)
 
 
@@ -359,13 +351,3 @@ def predict_one(predictor, source: str | Path, output: str | Path, *, overwrite:
 def _choices(task, prediction) -> dict:
     """Choices the task made on the input (e.g. which DICOM series): ``Task.prediction_provenance``."""
     return dict(task.prediction_provenance(prediction))
-
-
-def exit_code(results: list[ItemResult]) -> int:
-    """0 all ok/skipped; 3 some failed or partial; 2 all failed with user errors; 1 all failed, some internally."""
-    failed = [r for r in results if r.status == "failed"]
-    if not failed:
-        return 3 if any(r.status == "partial" for r in results) else 0
-    if len(failed) < len(results):
-        return 3
-    return 2 if all(r.error_type == "UserError" for r in failed) else 1

@@ -82,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--hash-paths", action="store_true",
                     help="record a hash instead of each input path in sidecars and the manifest")
     set_arg(pr, "data.fill=ffill")
+    pr.add_argument("--shard", metavar="I/N", help="predict share I of N of the inputs (job arrays; see "
+                                                   "'platform manifest merge')")
     pr.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     pr.add_argument("--engine", default="torch", choices=["torch", "onnxruntime"],
                     help="run the model in torch, or in ONNX Runtime from RUN/export/model.onnx (exported if missing)")
@@ -101,6 +103,12 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--queue", type=int, default=8, help="requests that may wait; more get 429")
     sv.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     sv.add_argument("--engine", default="torch", choices=["torch", "onnxruntime"])
+
+    man = sub.add_parser("manifest", help="manifests of batch predictions", parents=[common])
+    msub = man.add_subparsers(dest="manifest_command", required=True)
+    merge = msub.add_parser("merge", help="merge the shard manifests in OUTPUT into OUTPUT/manifest.jsonl",
+                            parents=[common])
+    merge.add_argument("output", help="the --output folder the shards wrote to")
 
     card = sub.add_parser("card", help="regenerate a run's model card (MODEL_CARD.md + card.json)", parents=[common])
     card.add_argument("run", help="run directory")
@@ -202,8 +210,11 @@ def _cmd_evaluate(args) -> int:
 
 def _cmd_predict(args) -> int:
     from . import api
-    from .batch import exit_code, expand_inputs
+    from .batch import expand_inputs
+    from .manifest import MANIFEST, SHARD_MANIFEST, exit_code, parse_shard
     from .outputs import check_suffix, has_output_suffix
+
+    shard = parse_shard(args.shard) if args.shard else None
 
     predictor = api.load_predictor(args.checkpoint, plugin=args.plugin, task=args.task, overrides=args.overrides,
                                    device=args.device, engine=args.engine, config=args.config)
@@ -217,7 +228,7 @@ def _cmd_predict(args) -> int:
     one = len(args.input) == 1 and len(items) == 1 and not output.is_dir()
     if one and output.suffix:
         check_suffix(predictor.task, output, hint=" (or a folder, for several inputs)")
-    single = one and has_output_suffix(predictor.task, output)
+    single = one and has_output_suffix(predictor.task, output) and shard is None
     if single:
         from .batch import predict_one
 
@@ -232,15 +243,29 @@ def _cmd_predict(args) -> int:
             print(f"{'already done (same model and input)' if r.status == 'skipped' else 'wrote'} {path}")
         return 0
     results = []
-    for r in predictor.predict_many(args.input, output, overwrite=args.overwrite, hash_paths=args.hash_paths):
+    for r in predictor.predict_many(args.input, output, overwrite=args.overwrite, hash_paths=args.hash_paths,
+                                    shard=shard):
         results.append(r)
         if r.status in ("failed", "partial"):
             print(f"{r.status} {r.input}: {r.error}", file=sys.stderr)
     counts = {s: sum(r.status == s for r in results) for s in ("ok", "skipped", "partial", "failed")}
     partial = f", partial {counts['partial']}" if counts["partial"] else ""
+    manifest = SHARD_MANIFEST.format(i=shard[0], n=shard[1]) if shard else MANIFEST
     print(f"predicted {counts['ok']}, already done {counts['skipped']}{partial}, failed {counts['failed']} of "
-          f"{len(results)} inputs; manifest: {output / 'manifest.jsonl'}")
+          f"{len(results)} inputs; manifest: {output / manifest}")
     return exit_code(results)
+
+
+def _cmd_manifest_merge(args) -> int:
+    from .manifest import merge_manifests, write_merged
+
+    report = merge_manifests(Path(args.output))
+    path = write_merged(Path(args.output), report)
+    print(f"{report.summary()}; manifest: {path}")
+    failed = [r for r in report.records if r.get("status") in ("failed", "partial")]
+    for r in failed:
+        print(f"{r['status']} {r['input']}: {r.get('error')}", file=sys.stderr)
+    return report.exit_code()
 
 
 def _cmd_serve(args) -> int:
@@ -307,6 +332,8 @@ def _dispatch(parser, args, argv) -> int:
         return _cmd_plugins_list(args)
     if args.command == "card":
         return _cmd_card(args)
+    if args.command == "manifest":
+        return _cmd_manifest_merge(args)
     if args.command == "serve":
         return _cmd_serve(args)
     if args.command == "train":

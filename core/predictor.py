@@ -70,16 +70,18 @@ class Predictor:
                             f"({type(exc).__name__}: {first})") from exc
 
     def predict_many(self, inputs, output_dir: str | Path, *, overwrite: bool = False, hash_paths: bool = False,
-                     progress: bool | None = None):
+                     progress: bool | None = None, shard: tuple[int, int] | None = None):
         """Predict many inputs (files, folders, globs, manifests) into ``output_dir``; yields one result per input.
 
-        Each result has ``input``, ``outputs``, ``status`` (ok, skipped, failed), ``error``, ``seconds``
-        and ``sha256``; ``output_dir/manifest.jsonl`` records them all (see :mod:`sigplex.core.batch`).
+        Each result has ``input``, ``outputs``, ``status`` (ok, skipped, partial, failed), ``error``,
+        ``seconds`` and ``sha256``; ``output_dir/manifest.jsonl`` records them all (see
+        :mod:`sigplex.core.batch`). ``shard=(I, N)``: only share I of N (:mod:`sigplex.core.manifest`).
         """
         from .batch import predict_many
 
         inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
-        yield from predict_many(self, inputs, output_dir, overwrite=overwrite, hash_paths=hash_paths, progress=progress)
+        yield from predict_many(self, inputs, output_dir, overwrite=overwrite, hash_paths=hash_paths, progress=progress,
+                                shard=shard)
 
     def evaluate(self, data: str | Path | None = None, split: str = "test", overrides=None) -> dict[str, float]:
         """Metrics on ``data`` (all of it, with the run's fitted state) or, without data, the run's ``split``."""
