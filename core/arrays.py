@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import UserError
-from .limits import check_size, gzip_size
+from .limits import InputTooLarge, check_size, gzip_size
 
 ZIP_SUFFIXES = (".npz", ".zip")
 
@@ -114,26 +114,41 @@ def load_npz(path: str | Path, keys=None) -> dict:
         return arrays
 
 
-def _check_members(zf: zipfile.ZipFile, path: Path, names, members) -> None:
-    """Refuse members whose declared sizes (zip entries and NPY headers) sum past the limit."""
+def _check_members(zf: zipfile.ZipFile, path: Path, names, members, strict: bool = True) -> None:
+    """Refuse members whose declared sizes (zip entries and NPY headers) sum past the limit. Not ``strict``:
+    a member whose NPY header cannot be read counts with its zip entry's size (its reader will refuse it)."""
     total = 0
     for key in names:
         info = members[key]
-        total += info.file_size
+        declared = info.file_size
         if info.filename.endswith(".npy"):
             try:
                 with zf.open(info) as fh:
                     shape, dtype, _ = _header(fh, f"{path}: member {key!r}")
+                declared = max(declared, _nbytes(shape, dtype))
             except (zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
-                raise UserError(f"{path}: member {key!r} cannot be read ({_first(exc)})") from None
-            total += _nbytes(shape, dtype) - info.file_size
+                if strict:
+                    raise UserError(f"{path}: member {key!r} cannot be read ({_first(exc)})") from None
+            except UserError:
+                if strict:
+                    raise
+        total += declared
         check_size(total, path, "the members of the archive")
 
 
 def check_container(path: str | Path) -> None:
     """The core's check of an input file before a task reads it: NPY headers, zip/NPZ members' declared
-    sizes and gzip's decompressed size against the input limit; damaged containers are refused."""
-    path = Path(path)
+    sizes and gzip's decompressed size against the input limit (:class:`InputTooLarge`). A damaged
+    container is left to the task's reader, which refuses it in its own words."""
+    try:
+        _check_container(Path(path))
+    except InputTooLarge:
+        raise
+    except UserError:
+        return
+
+
+def _check_container(path: Path) -> None:
     name = path.name.lower()
     if not path.is_file():
         return
@@ -144,7 +159,7 @@ def check_container(path: str | Path) -> None:
     elif name.endswith(ZIP_SUFFIXES):
         with _open_zip(path) as zf:
             members = _members(zf, path)
-            _check_members(zf, path, list(members), members)
+            _check_members(zf, path, list(members), members, strict=False)
     elif name.endswith(".gz"):
         gzip_size(path)
 

@@ -101,9 +101,11 @@ def test_predict_continues_timestamps_in_original_units(run, tmp_path):
     frame.iloc[:300].to_csv(tmp_path / "other.csv", index=False)
     with pytest.raises(UserError, match="already exists"):
         sp.predict(run, str(tmp_path / "other.csv"), output=tmp_path / "fc.csv")
+    (tmp_path / "fc.csv").unlink()  # one output gone: the same model and input complete it (resume)
+    assert [p.name for p in sp.predict(run, str(src), output=tmp_path / "fc.csv")] == ["fc.csv", "fc.png"]
     (tmp_path / "fc.csv").unlink()
-    with pytest.raises(UserError, match=r"fc\.png: already exists"):  # the plot is not overwritten either
-        sp.predict(run, str(src), output=tmp_path / "fc.csv")
+    with pytest.raises(UserError, match=r"fc\.png: already exists"):  # another input's plot is not overwritten
+        sp.predict(run, str(tmp_path / "other.csv"), output=tmp_path / "fc.csv")
     assert len(sp.predict(run, str(src), output=tmp_path / "fc.csv", overwrite=True)) == 2
 
 
