@@ -25,8 +25,8 @@ from typing import Iterable, Iterator
 
 from .errors import PartialOutput, UserError, one_line
 from .fileio import atomic_write_text, deferred_sync, sha256_file
-from .manifest import MANIFEST, SHARD_MANIFEST, ItemResult, input_key, shard_header, shard_of
-from .outputs import check_suffix, output_files, write_combined_table, write_outputs
+from .manifest import ItemResult, ManifestWriter, input_key, shard_header, shard_of
+from .outputs import check_suffix, output_files, write_outputs
 
 SYNC_EVERY = 64  # inputs between os.sync() calls: outputs are renamed atomically, made durable in groups
 _GLOB_CHARS = set("*?[")
@@ -207,6 +207,47 @@ def _same_model(record: dict, base: dict, sha: str | None) -> bool:
 
 
 # --- the loop --------------------------------------------------------------------------------
+@dataclass
+class BatchPlan:
+    """The inputs of one batch (this shard's), the folder their outputs mirror them below, and the manifest."""
+
+    items: list[InputItem]
+    root: Path
+    output: Path
+    out_dir: Path
+    single_output: bool
+    manifest: ManifestWriter | None = None
+
+
+def plan_batch(task, inputs: Iterable[str | Path], output: str | Path, *, single_output: bool = False,
+               shard: tuple[int, int] | None = None) -> BatchPlan:
+    """Expand ``inputs``, take the share ``shard=(I, N)`` of them (decided on all of them, so outputs mirror
+    the inputs below the same root in every shard), make ``output`` and start the manifest."""
+    items = expand_inputs(task, inputs)
+    usable = [i.path for i in items if i.error is None]
+    root = common_root(usable) if usable else Path.cwd()
+    header = None
+    if shard is not None:
+        keys = [input_key(i.path, root, i.error) for i in items]
+        items = [i for i, k in zip(items, keys) if shard_of(k, shard[1]) == shard[0]]
+        header = shard_header(keys, shard, len(items), task.combined_table)
+    output = Path(output)
+    out_dir = output.parent if single_output else output
+    if not single_output:
+        if output.exists() and not output.is_dir():
+            raise UserError(f"--output {output}: is a file; with several inputs --output must be a folder")
+        output.mkdir(parents=True, exist_ok=True)
+    manifest = None if single_output else ManifestWriter(out_dir, header, task.combined_table)
+    return BatchPlan(items, root, output, out_dir, single_output, manifest)
+
+
+def predict_item(predictor, plan: BatchPlan, item: InputItem, base: dict, *, overwrite: bool = False,
+                 hash_paths: bool = False) -> ItemResult:
+    """Predict one input of ``plan`` and write its outputs and sidecars (a failure is recorded, not raised)."""
+    return _one(predictor, predictor.task, predictor.prepared, item, plan.root, plan.output, plan.out_dir, base,
+                overwrite, hash_paths, plan.single_output)
+
+
 def predict_many(predictor, inputs: Iterable[str | Path], output: str | Path, *, overwrite: bool = False,
                  hash_paths: bool = False, progress: bool | None = None, single_output: bool = False,
                  shard: tuple[int, int] | None = None) -> Iterator[ItemResult]:
@@ -214,44 +255,22 @@ def predict_many(predictor, inputs: Iterable[str | Path], output: str | Path, *,
 
     ``output`` is a folder (outputs mirror the inputs' paths below their common root), or with
     ``single_output=True`` and one input, the output file itself. ``shard=(I, N)`` predicts share I
-    of N of the expanded inputs and writes ``manifest.shard-I-of-N.jsonl`` (:mod:`sigplex.core.shards`).
+    of N of the expanded inputs and writes ``manifest.shard-I-of-N.jsonl`` (:mod:`sigplex.core.manifest`).
     """
-    task, prepared = predictor.task, predictor.prepared
-    items = expand_inputs(task, inputs)
-    usable = [i.path for i in items if i.error is None]
-    root = common_root(usable) if usable else Path.cwd()
-    header, manifest = None, MANIFEST
-    if shard is not None:  # the share is decided on all inputs, and outputs mirror them below the same root
-        keys = [input_key(i.path, root, i.error) for i in items]
-        items = [i for i, k in zip(items, keys) if shard_of(k, shard[1]) == shard[0]]
-        header = shard_header(keys, shard, len(items), task.combined_table)
-        manifest = SHARD_MANIFEST.format(i=shard[0], n=shard[1])
-    output = Path(output)
-    out_dir = output.parent if single_output else output
-    if not single_output:
-        if output.exists() and not output.is_dir():
-            raise UserError(f"--output {output}: is a file; with several inputs --output must be a folder")
-        output.mkdir(parents=True, exist_ok=True)
+    plan = plan_batch(predictor.task, inputs, output, single_output=single_output, shard=shard)
     base = model_provenance(predictor)
-    records: list[dict] = []
-    bar = _progress(len(items), progress)
-    partial = out_dir / (manifest + ".partial")
-    if not single_output:
-        partial.write_text("" if header is None else json.dumps(header) + "\n")
+    bar = _progress(len(plan.items), progress)
     since_sync = 0
     try:
-        for item in items:
+        for item in plan.items:
             with deferred_sync():  # outputs and sidecars: atomic renames, synced once per SYNC_EVERY inputs
-                result = _one(predictor, task, prepared, item, root, output, out_dir, base, overwrite, hash_paths,
-                              single_output)
+                result = predict_item(predictor, plan, item, base, overwrite=overwrite, hash_paths=hash_paths)
             since_sync += 1
             if since_sync >= SYNC_EVERY:
                 os.sync()
                 since_sync = 0
-            records.append(result.as_dict())
-            if not single_output:
-                with open(partial, "a") as fh:
-                    fh.write(json.dumps(result.as_dict()) + "\n")
+            if plan.manifest is not None:
+                plan.manifest.add(result)
             if bar is not None:
                 bar.advance(bar.task_ids[0])
             yield result
@@ -259,12 +278,8 @@ def predict_many(predictor, inputs: Iterable[str | Path], output: str | Path, *,
         os.sync()
         if bar is not None:
             bar.stop()
-        if not single_output:
-            head = [] if header is None else [header]
-            atomic_write_text(out_dir / manifest, "".join(json.dumps(r) + "\n" for r in head + records))
-            partial.unlink(missing_ok=True)
-            if task.combined_table and header is None:  # shards: `platform manifest merge` writes it
-                write_combined_table(out_dir, records)
+        if plan.manifest is not None:
+            plan.manifest.close()
 
 
 def _progress(total: int, enabled: bool | None):
@@ -280,9 +295,14 @@ def _progress(total: int, enabled: bool | None):
     return bar
 
 
+def shown_input(path: Path, hash_paths: bool) -> str:
+    """An input as the manifest and sidecars name it: its path, or 16 hex digits of the path's sha256."""
+    return hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:16] if hash_paths else str(path)
+
+
 def _one(predictor, task, prepared, item: InputItem, root, output, out_dir, base, overwrite, hash_paths,
          single_output) -> ItemResult:
-    shown = hashlib.sha256(str(item.path.resolve()).encode()).hexdigest()[:16] if hash_paths else str(item.path)
+    shown = shown_input(item.path, hash_paths)
     result = ItemResult(input=shown)
     t0 = time.perf_counter()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -84,6 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     set_arg(pr, "data.fill=ffill")
     pr.add_argument("--shard", metavar="I/N", help="predict share I of N of the inputs (job arrays; see "
                                                    "'platform manifest merge')")
+    pr.add_argument("--ray", nargs="?", const=True, metavar="ADDRESS",
+                    help="predict on Ray actors: a local instance, or join ADDRESS (auto, HOST:PORT, ray://...)")
+    pr.add_argument("--workers", type=int, default=2, help="with --ray: Ray actors, each loading the model once")
+    pr.add_argument("--threads-per-worker", type=int, default=1, help="with --ray: torch threads per actor")
     pr.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     pr.add_argument("--engine", default="torch", choices=["torch", "onnxruntime"],
                     help="run the model in torch, or in ONNX Runtime from RUN/export/model.onnx (exported if missing)")
@@ -228,7 +232,7 @@ def _cmd_predict(args) -> int:
     one = len(args.input) == 1 and len(items) == 1 and not output.is_dir()
     if one and output.suffix:
         check_suffix(predictor.task, output, hint=" (or a folder, for several inputs)")
-    single = one and has_output_suffix(predictor.task, output) and shard is None
+    single = one and has_output_suffix(predictor.task, output) and shard is None and not args.ray
     if single:
         from .batch import predict_one
 
@@ -243,8 +247,11 @@ def _cmd_predict(args) -> int:
             print(f"{'already done (same model and input)' if r.status == 'skipped' else 'wrote'} {path}")
         return 0
     results = []
+    if args.ray and shard:
+        raise UserError("--ray with --shard: give one of them (Ray spreads the inputs itself)")
     for r in predictor.predict_many(args.input, output, overwrite=args.overwrite, hash_paths=args.hash_paths,
-                                    shard=shard):
+                                    shard=shard, ray=args.ray, workers=args.workers,
+                                    threads_per_worker=args.threads_per_worker):
         results.append(r)
         if r.status in ("failed", "partial"):
             print(f"{r.status} {r.input}: {r.error}", file=sys.stderr)

@@ -174,15 +174,21 @@ def load_predictor(checkpoint: str | Path | None, *, plugin: str | None = None, 
     """A run's model (``checkpoint`` a run directory or checkpoint folder), a bare weights file's (see
     :func:`load_weights`; ``config`` applies to it only), or the task's shipped weights when ``checkpoint`` is None."""
     if checkpoint is not None and is_weights_file(checkpoint):
-        return load_weights(checkpoint, plugin, task, config=config, overrides=overrides, device=device, pm=pm,
-                            engine=engine)
-    if config is not None:
+        predictor = load_weights(checkpoint, plugin, task, config=config, overrides=overrides, device=device, pm=pm,
+                                 engine=engine)
+    elif config is not None:
         raise UserError(f"--config {config}: only a bare weights file takes a config; a run keeps its own")
-    if checkpoint is not None:
-        return load_run(checkpoint, plugin=plugin, task=task, overrides=overrides, device=device, engine=engine, pm=pm)
-    if plugin is None:
+    elif checkpoint is not None:
+        predictor = load_run(checkpoint, plugin=plugin, task=task, overrides=overrides, device=device, engine=engine,
+                             pm=pm)
+    elif plugin is None:
         raise UserError("give --checkpoint RUN_DIR, or --plugin NAME to use the task's shipped weights")
-    return load_pretrained(plugin, task, overrides=overrides, device=device, engine=engine, pm=pm)
+    else:
+        predictor = load_pretrained(plugin, task, overrides=overrides, device=device, engine=engine, pm=pm)
+    # how to load the same model elsewhere (a cluster's workers)
+    predictor.load_spec = {"checkpoint": None if checkpoint is None else str(Path(checkpoint).resolve()),
+                           "plugin": plugin, "task": task, "overrides": overrides, "device": device, "config": config}
+    return predictor
 
 
 def export_predictor(predictor: Predictor, format: str, output: Path, *, overwrite: bool = False,

@@ -157,6 +157,36 @@ def merge_manifests(out_dir: Path) -> MergeReport:
     return report
 
 
+class ManifestWriter:
+    """``manifest.jsonl`` (``manifest.shard-I-of-N.jsonl`` under a shard ``header``) of one batch: records are
+    appended to ``<name>.partial`` as they come, then written at once, in input order, by :meth:`close`."""
+
+    def __init__(self, out_dir: Path, header: dict | None = None, combined_table: bool = False):
+        self.out_dir, self.header, self.combined_table = Path(out_dir), header, combined_table
+        self.name = MANIFEST if header is None else SHARD_MANIFEST.format(i=header["shard"], n=header["of"])
+        self.partial = self.out_dir / (self.name + ".partial")
+        self.records: list[dict] = []
+        self.partial.write_text("" if header is None else json.dumps(header) + "\n")
+
+    def add(self, result: ItemResult) -> None:
+        self.records.append(result.as_dict())
+        with open(self.partial, "a") as fh:
+            fh.write(json.dumps(result.as_dict()) + "\n")
+
+    def close(self, order: list[str] | None = None) -> Path:
+        """Write the manifest (records sorted to ``order``, the inputs' order, when given) and the combined table."""
+        records = self.records
+        if order is not None:
+            rank = {name: k for k, name in enumerate(order)}
+            records = sorted(records, key=lambda r: rank.get(r["input"], len(rank)))
+        head = [] if self.header is None else [self.header]
+        atomic_write_text(self.out_dir / self.name, "".join(json.dumps(r) + "\n" for r in head + records))
+        self.partial.unlink(missing_ok=True)
+        if self.combined_table and self.header is None:  # shards: `platform manifest merge` writes it
+            write_combined_table(self.out_dir, records)
+        return self.out_dir / self.name
+
+
 def write_merged(out_dir: Path, report: MergeReport) -> Path:
     """``manifest.jsonl`` of the merged shards (atomically), and the combined table of tasks that have one."""
     path = Path(out_dir) / MANIFEST

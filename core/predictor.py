@@ -27,6 +27,7 @@ class Predictor:
         self.task, self.prepared, self.model, self.run, self.checkpoint = task, prepared, model, run, checkpoint
         self.plugin, self.source = plugin, source or (str(checkpoint) if checkpoint else "")
         self.engine = "torch"
+        self.load_spec: dict | None = None  # load_predictor's arguments: how cluster workers load the same model
 
     @property
     def config(self):
@@ -70,16 +71,29 @@ class Predictor:
                             f"({type(exc).__name__}: {first})") from exc
 
     def predict_many(self, inputs, output_dir: str | Path, *, overwrite: bool = False, hash_paths: bool = False,
-                     progress: bool | None = None, shard: tuple[int, int] | None = None):
+                     progress: bool | None = None, shard: tuple[int, int] | None = None, ray: str | bool | None = None,
+                     workers: int = 2, threads_per_worker: int = 1):
         """Predict many inputs (files, folders, globs, manifests) into ``output_dir``; yields one result per input.
 
         Each result has ``input``, ``outputs``, ``status`` (ok, skipped, partial, failed), ``error``,
         ``seconds`` and ``sha256``; ``output_dir/manifest.jsonl`` records them all (see
         :mod:`sigplex.core.batch`). ``shard=(I, N)``: only share I of N (:mod:`sigplex.core.manifest`).
+        ``ray``: on ``workers`` Ray actors of ``threads_per_worker`` threads each, ``True`` on a local Ray
+        instance or an address (``auto``, ``HOST:PORT``, ``ray://...``) to join (:mod:`sigplex.core.cluster`).
         """
+        inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+        if ray:
+            from .cluster import predict_on_ray
+
+            if self.load_spec is None:
+                raise UserError("ray: this predictor was not made by load_predictor/load_run, so workers cannot "
+                                "load the same model; use sigplex.core.load_predictor")
+            address = None if ray is True else str(ray)
+            yield from predict_on_ray(self, self.load_spec, inputs, output_dir, address=address, workers=workers,
+                                      threads=threads_per_worker, overwrite=overwrite, hash_paths=hash_paths)
+            return
         from .batch import predict_many
 
-        inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
         yield from predict_many(self, inputs, output_dir, overwrite=overwrite, hash_paths=hash_paths, progress=progress,
                                 shard=shard)
 
