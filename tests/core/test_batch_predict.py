@@ -112,8 +112,8 @@ def test_combined_table_gathers_every_csv_row_with_its_input(tmp_path):
 
 def test_exit_code_counts_a_partial_input_as_not_done():
     """A partial input (some outputs written, see PartialOutput) exits 3, alone or in a batch."""
-    from sigplex.core.manifest import ItemResult, exit_code
     from sigplex.core.errors import PartialOutput, UserError
+    from sigplex.core.manifest import ItemResult, exit_code
 
     def rec(status, kind=None):
         return ItemResult(input="x", status=status, error_type=kind)
