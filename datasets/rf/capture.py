@@ -80,10 +80,8 @@ def open_capture(path: str | Path) -> tuple[np.ndarray, dict]:
     if not data.is_file():
         raise UserError(f"{data}: capture samples not found")
     step = 2 * dtype.itemsize
-    size = data.stat().st_size
-    if size % step:
-        raise UserError(f"{data}: {size} bytes is not a whole number of {datatype} IQ samples ({step} bytes each)")
-    values = np.memmap(data, dtype=dtype, mode="r", shape=(size // step, 2)) if size else np.zeros((0, 2), dtype)
+    size = data.stat().st_size  # a capture cut mid-sample (a recorder stopped while writing) loses that sample
+    values = np.memmap(data, dtype=dtype, mode="r", shape=(size // step, 2)) if size >= step else np.zeros((0, 2), dtype)
     return values, {"datatype": datatype, "sample_rate": rate, "samples": size // step, "source": str(data)}
 
 

@@ -63,8 +63,9 @@ def read_inputs(inputs, d, n_samples: int | None) -> dict:
 
 
 def write_samples(classes, n_samples: int, folder: Path) -> list[Path]:
-    """Valid inputs for self-checks: generated frames of a few classes at 10 dB as ``frames.npy`` ``[N, 2, L]``
-    and as a RadioML 2018 style ``frames.h5`` (``X`` ``[N, L, 2]``)."""
+    """Valid inputs for self-checks: generated frames of a few classes at 10 dB as ``frames.npy`` ``[N, 2, L]``,
+    as a RadioML 2018 style ``frames.h5`` (``X`` ``[N, L, 2]``) and as a raw capture ``capture.cf32`` (any
+    bytes of a raw capture are samples)."""
     import h5py
 
     from sigplex.datasets.rf.generator import RADIOML_CLASSES, Impairments, generate
@@ -76,7 +77,8 @@ def write_samples(classes, n_samples: int, folder: Path) -> list[Path]:
     np.save(folder / "frames.npy", x)
     with h5py.File(folder / "frames.h5", "w") as fh:
         fh["X"] = x.transpose(0, 2, 1)
-    return [folder / "frames.npy", folder / "frames.h5"]
+    (x[:, 0] + 1j * x[:, 1]).astype(np.complex64).reshape(-1).tofile(folder / "capture.cf32")
+    return [folder / "frames.npy", folder / "frames.h5", folder / "capture.cf32"]
 
 
 def to_csv(prediction: dict) -> str:
