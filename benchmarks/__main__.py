@@ -1,4 +1,4 @@
-"""Run side-by-side benchmarks: ``python -m benchmarks NAME [--quick]`` or ``python -m benchmarks all``.
+"""Run side-by-side benchmarks: ``python -m benchmarks NAME [--quick] [--device D]`` or ``python -m benchmarks all``.
 
 Each benchmark is a module ``benchmarks/<name>.py`` with ``run(quick: bool) -> list[dict]``;
 every dict has at least ``bench, ours_s, peer, peer_s, ratio`` (ratio = peer_s / ours_s, so
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import os
 import pkgutil
@@ -23,9 +24,11 @@ def available() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules([str(HERE)]) if not m.name.startswith("_"))
 
 
-def run_one(name: str, quick: bool) -> list[dict]:
+def run_one(name: str, quick: bool, device: str | None = None) -> list[dict]:
+    """``benchmarks.NAME.run(quick)``; ``device`` goes to the benchmarks whose ``run`` takes one (CPU for the rest)."""
     module = importlib.import_module(f"benchmarks.{name}")
-    rows = module.run(quick=quick)
+    takes_device = "device" in inspect.signature(module.run).parameters
+    rows = module.run(quick=quick, **({"device": device} if device and takes_device else {}))
     for r in rows:
         print(json.dumps(r), flush=True)
     return rows
@@ -87,21 +90,24 @@ def main(argv=None) -> int:
     parser.add_argument("name", help=f"one of: all, {', '.join(available())}")
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"), help="the results file whose sections are updated")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N: for the benchmarks that take one (device_check, "
+                                         "swin_unetr_infer, swin_unetr_train, window_attention_3d)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE.parent))
     from sigplex.core.runtime import reuse_freed_memory
 
-    reuse_freed_memory()  # as the platform CLI does; peers run in this process, so they get it too
+    # as the platform CLI does (CPU only); peers run in this process, so they get it too
+    reuse_freed_memory(args.device or ("auto" if args.name == "device_check" else None))
     if args.name == "all":
         rows = []
         for name in available():
-            rows += run_one(name, args.quick)
+            rows += run_one(name, args.quick, args.device)
         write_results(rows, Path(args.output), args.quick, replace_all=True)
         return 0
     if args.name not in available():
         print(f"unknown benchmark {args.name!r}; expected one of: all, {', '.join(available())}", file=sys.stderr)
         return 2
-    write_results(run_one(args.name, args.quick), Path(args.output), args.quick)
+    write_results(run_one(args.name, args.quick, args.device), Path(args.output), args.quick)
     return 0
 
 

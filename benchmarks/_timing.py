@@ -34,9 +34,25 @@ def median_times_interleaved(fns: dict[str, Callable[[], object]], repeat: int =
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def peak_memory_mb(fn: Callable[[], object]) -> float:
-    """Peak CPU memory (MiB) allocated by torch during ``fn()`` above what was allocated before.
+def synced(fn: Callable[[], object], device) -> Callable[[], object]:
+    """``fn`` that also waits for ``device`` (CUDA runs asynchronously), so a timing covers its work."""
+    import torch
 
+    if torch.device(device).type != "cuda":
+        return fn
+
+    def call():
+        out = fn()
+        torch.cuda.synchronize()
+        return out
+
+    return call
+
+
+def peak_memory_mb(fn: Callable[[], object], device="cpu") -> float:
+    """Peak memory (MiB) allocated by torch during ``fn()`` above what was allocated before, on ``device``.
+
+    On CUDA it is the allocator's own peak counter.
     Walks every allocator event the profiler recorded (``profile_memory=True``), including those
     nested inside ops: the flat ``prof.events()`` list only keeps allocations made outside any
     op as ``[memory]`` entries, which misses almost everything.
@@ -44,6 +60,13 @@ def peak_memory_mb(fn: Callable[[], object]) -> float:
     import torch
 
     gc.collect()
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     allocations = []
@@ -68,4 +91,4 @@ def row(bench: str, ours_s: float, peer: str, peer_s: float, **extra) -> dict:
             "ratio": round(peer_s / ours_s, 3) if ours_s > 0 else None, **extra}
 
 
-__all__ = ["median_time", "peak_memory_mb", "row"]
+__all__ = ["median_time", "median_times_interleaved", "peak_memory_mb", "row", "synced"]

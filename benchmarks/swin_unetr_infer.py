@@ -4,16 +4,17 @@ Same weights, fp32, eval + no_grad, 2 threads, input (1, 4, S, S, S) with S = 64
 (``--quick``: 64 only), feature_size 24. Ratio = MONAI time / sigplex time. ``gflop`` is one
 forward of ours counted by ``benchmarks/_flops.py`` (convolutions by hand: FlopCounterMode misses
 oneDNN's conv3d), ``fraction_of_peak`` its GFLOP/s over an N=2048 fp32 matmul measured in the same run.
+``device``: where all three run (``benchmarks device_check`` passes it); the FLOP columns are CPU-only.
 """
 from __future__ import annotations
 
 import torch
 
 from benchmarks._flops import count_flops, fraction_of_peak, matmul_peak_gflops
-from benchmarks._timing import median_times_interleaved, row
+from benchmarks._timing import median_times_interleaved, row, synced
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(quick: bool = False, device: str = "cpu") -> list[dict]:
     from monai.networks.nets import SwinUNETR as MonaiSwinUNETR
 
     from sigplex.plugins.brain_seg.swin_unetr import SwinUNETR
@@ -25,22 +26,26 @@ def run(quick: bool = False) -> list[dict]:
     monai_flash.load_state_dict(monai_default.state_dict())
     ours = SwinUNETR(in_channels=4, out_channels=3, feature_size=24).eval()
     ours.load_state_dict(monai_default.state_dict(), strict=True)
+    on_cpu = torch.device(device).type == "cpu"
+    for model in (monai_default, monai_flash, ours):
+        model.to(device)
     rows = []
-    peak = matmul_peak_gflops()
+    peak = matmul_peak_gflops() if on_cpu else None
     for size in (64,) if quick else (64, 96):
-        x = torch.randn(1, 4, size, size, size)
+        x = torch.randn(1, 4, size, size, size, device=device)
         with torch.no_grad():
             diff = (ours(x) - monai_default(x)).abs().max().item()
-            t = median_times_interleaved(
-                {"ours": lambda: ours(x), "default": lambda: monai_default(x), "flash": lambda: monai_flash(x)},
-                repeat=3 if quick else 5)
+            fns = {"ours": lambda: ours(x), "default": lambda: monai_default(x), "flash": lambda: monai_flash(x)}
+            t = median_times_interleaved({k: synced(f, device) for k, f in fns.items()}, repeat=3 if quick else 5)
         shape = f"1x4x{size}^3"
-        flops = count_flops(ours, x)
+        extra = {"device": str(device)} if not on_cpu else {}
+        if on_cpu:
+            flops = count_flops(ours, x)
+            extra = dict(gflop=round(flops["flops"] / 1e9, 2), gflop_conv=round(flops["flops_conv_hooks"] / 1e9, 2),
+                         gflop_flopcountermode=round(flops["flops_dispatcher_total"] / 1e9, 2),
+                         peak_gflops=round(peak, 1), fraction_of_peak=fraction_of_peak(flops["flops"], t["ours"], peak))
         rows.append(row("swin_unetr_infer", t["ours"], "monai SwinUNETR", t["default"], input=shape,
-                        feature_size=24, max_abs_diff=float(f"{diff:.2e}"), gflop=round(flops["flops"] / 1e9, 2),
-                        gflop_conv=round(flops["flops_conv_hooks"] / 1e9, 2),
-                        gflop_flopcountermode=round(flops["flops_dispatcher_total"] / 1e9, 2),
-                        peak_gflops=round(peak, 1), fraction_of_peak=fraction_of_peak(flops["flops"], t["ours"], peak)))
+                        feature_size=24, max_abs_diff=float(f"{diff:.2e}"), **extra))
         rows.append(row("swin_unetr_infer", t["ours"], "monai SwinUNETR use_flash_attention", t["flash"],
                         input=shape, feature_size=24))
     return rows

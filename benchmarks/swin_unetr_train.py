@@ -3,13 +3,14 @@
 One step = forward + sigmoid-Dice-like loss + backward + AdamW step, fp32, 2 threads, same
 initial weights, input (1, 4, S, S, S): ``--quick`` S = 64 at feature_size 12; full: S = 64 and 96
 at feature_size 24.
-Peak memory is what torch allocated during one step (profiler allocator events).
+Peak memory is what torch allocated during one step (profiler allocator events; on CUDA the allocator's
+peak). ``device``: where both run (``benchmarks device_check`` passes it).
 """
 from __future__ import annotations
 
 import torch
 
-from benchmarks._timing import median_times_interleaved, peak_memory_mb, row
+from benchmarks._timing import median_times_interleaved, peak_memory_mb, row, synced
 
 
 def _loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -32,7 +33,7 @@ def _step_fn(model, x, target):
     return step
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(quick: bool = False, device: str = "cpu") -> list[dict]:
     from monai.networks.nets import SwinUNETR as MonaiSwinUNETR
 
     from sigplex.plugins.brain_seg.swin_unetr import SwinUNETR
@@ -43,15 +44,16 @@ def run(quick: bool = False) -> list[dict]:
     rows = []
     for size in (64,) if quick else (64, 96):
         torch.manual_seed(0)
-        monai = MonaiSwinUNETR(in_channels=4, out_channels=3, feature_size=feature_size).train()
-        ours = SwinUNETR(in_channels=4, out_channels=3, feature_size=feature_size).train()
+        monai = MonaiSwinUNETR(in_channels=4, out_channels=3, feature_size=feature_size).train().to(device)
+        ours = SwinUNETR(in_channels=4, out_channels=3, feature_size=feature_size).train().to(device)
         ours.load_state_dict(monai.state_dict(), strict=True)
-        x = torch.randn(1, 4, size, size, size)
-        target = (torch.rand(1, 3, size, size, size) > 0.5).float()
-        step_ours, step_monai = _step_fn(ours, x, target), _step_fn(monai, x, target)
+        x = torch.randn(1, 4, size, size, size, device=device)
+        target = (torch.rand(1, 3, size, size, size, device=device) > 0.5).float()
+        step_ours, step_monai = synced(_step_fn(ours, x, target), device), synced(_step_fn(monai, x, target), device)
         t = median_times_interleaved({"ours": step_ours, "monai": step_monai}, repeat=3 if quick else 5)
-        mem_ours, mem_monai = peak_memory_mb(step_ours), peak_memory_mb(step_monai)
+        mem_ours, mem_monai = peak_memory_mb(step_ours, device), peak_memory_mb(step_monai, device)
+        extra = {} if torch.device(device).type == "cpu" else {"device": str(device)}
         rows.append(row("swin_unetr_train", t["ours"], "monai SwinUNETR", t["monai"], input=f"1x4x{size}^3",
                         feature_size=feature_size, peak_mb_ours=round(mem_ours, 1), peak_mb_peer=round(mem_monai, 1),
-                        memory_ratio=round(mem_monai / mem_ours, 3) if mem_ours else None))
+                        memory_ratio=round(mem_monai / mem_ours, 3) if mem_ours else None, **extra))
     return rows

@@ -10,15 +10,17 @@ Two comparisons with the same weights, fp32, 2 threads:
 - ``module``: the ``WindowAttention(x_windows, mask)`` call alone on pre-partitioned windows, each
   with its library's shift mask (MONAI: -100 across regions; sigplex: ``MASK_VALUE`` = -1e4, the
   same weights without float32 denormals in the softmax).
+
+``device``: where both run (``benchmarks device_check`` passes it).
 """
 from __future__ import annotations
 
 import torch
 
-from benchmarks._timing import median_times_interleaved, row
+from benchmarks._timing import median_times_interleaved, row, synced
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(quick: bool = False, device: str = "cpu") -> list[dict]:
     from monai.networks.nets import swin_unetr as ms
 
     from sigplex.core.ops.window import WindowAttention, padded_shape, shifted_window_mask
@@ -31,6 +33,13 @@ def run(quick: bool = False) -> list[dict]:
     block.norm1 = torch.nn.Identity()  # time the attention step only
     ours = WindowAttention(dim, heads, window, qkv_bias=True)
     ours.load_state_dict(block.attn.state_dict())
+    block.to(device)
+    ours.to(device)
+    extra = {} if torch.device(device).type == "cpu" else {"device": str(device)}
+
+    def timed(fns):
+        return median_times_interleaved({k: synced(f, device) for k, f in fns.items()}, repeat=repeat)
+
     repeat = 3 if quick else 5
     padded = list(padded_shape(grid, window))
 
@@ -39,13 +48,12 @@ def run(quick: bool = False) -> list[dict]:
         return block.forward_part1(x, mask)
 
     rows = []
-    x = torch.randn(1, *grid, dim)
+    x = torch.randn(1, *grid, dim, device=device)
     with torch.no_grad():
         diff = (ours.forward_grid(x, shift) - monai_step(x)).abs().max().item()
-        t = median_times_interleaved({"ours": lambda: ours.forward_grid(x, shift), "monai": lambda: monai_step(x)},
-                                     repeat=repeat)
+        t = timed({"ours": lambda: ours.forward_grid(x, shift), "monai": lambda: monai_step(x)})
     rows.append(row("window_attention_3d", t["ours"], "monai shifted-window step", t["monai"], mode="forward",
-                    what="step", grid=f"{grid[0]}^3x{dim}", max_abs_diff=float(f"{diff:.1e}")))
+                    what="step", grid=f"{grid[0]}^3x{dim}", max_abs_diff=float(f"{diff:.1e}"), **extra))
 
     xg = x.clone().requires_grad_()
 
@@ -56,21 +64,20 @@ def run(quick: bool = False) -> list[dict]:
             xg.grad = None
         return step
 
-    t = median_times_interleaved({"ours": fb(lambda v: ours.forward_grid(v, shift)), "monai": fb(monai_step)},
-                                 repeat=repeat)
+    t = timed({"ours": fb(lambda v: ours.forward_grid(v, shift)), "monai": fb(monai_step)})
     rows.append(row("window_attention_3d", t["ours"], "monai shifted-window step", t["monai"],
-                    mode="forward+backward", what="step", grid=f"{grid[0]}^3x{dim}"))
+                    mode="forward+backward", what="step", grid=f"{grid[0]}^3x{dim}", **extra))
 
     # the module alone, on pre-partitioned windows, each with its library's shift mask (the same
     # regions; MONAI adds -100 across them, sigplex MASK_VALUE = -1e4: equal weights, no denormals)
-    mask = ms.compute_mask(padded, window, shift, torch.device("cpu"))
-    own = shifted_window_mask(padded, window, shift)
-    xw = torch.randn(mask.shape[0], 343, dim)
+    mask = ms.compute_mask(padded, window, shift, torch.device(device))
+    own = shifted_window_mask(padded, window, shift, device)
+    xw = torch.randn(mask.shape[0], 343, dim, device=device)
     theirs = block.attn
     with torch.no_grad():
-        t = median_times_interleaved({"ours": lambda: ours(xw, own), "monai": lambda: theirs(xw, mask)}, repeat=repeat)
+        t = timed({"ours": lambda: ours(xw, own), "monai": lambda: theirs(xw, mask)})
     rows.append(row("window_attention_3d", t["ours"], "monai WindowAttention", t["monai"], mode="forward",
-                    what="module", windows=int(mask.shape[0])))
+                    what="module", windows=int(mask.shape[0]), **extra))
     xwg = xw.clone().requires_grad_()
 
     def fbm(mod, m):
@@ -79,7 +86,7 @@ def run(quick: bool = False) -> list[dict]:
             xwg.grad = None
         return step
 
-    t = median_times_interleaved({"ours": fbm(ours, own), "monai": fbm(theirs, mask)}, repeat=repeat)
+    t = timed({"ours": fbm(ours, own), "monai": fbm(theirs, mask)})
     rows.append(row("window_attention_3d", t["ours"], "monai WindowAttention", t["monai"], mode="forward+backward",
-                    what="module", windows=int(mask.shape[0])))
+                    what="module", windows=int(mask.shape[0]), **extra))
     return rows

@@ -365,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     NOTICES["stderr"] = True
     from .runtime import reuse_freed_memory
 
-    reuse_freed_memory()  # large tensors are reused, not page-faulted in anew (SIGPLEX_REUSE_FREED_MEMORY=0: off)
+    # large tensors are reused, not page-faulted in anew, on the CPU (SIGPLEX_REUSE_FREED_MEMORY=0: off)
+    reuse_freed_memory(getattr(args, "device", None) or ("auto" if args.command == "train" else None))
     if not verbose:
         _quiet_dependencies()
     try:

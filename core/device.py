@@ -1,10 +1,14 @@
-"""Devices: which one a run uses (``--device``), and a description of the machine for run records.
+"""Devices: which one a run uses (``--device``), which kernels it gets, and the machine for run records.
 
-Later device-dependent choices (which kernel a CPU gets) are made here too, so one module
-answers "what runs where".
+:func:`cpu_fast_path` is the one dispatch between the CPU-tuned code paths (the channels-last
+instance norm, the hand-written window-attention backwards and relative-position gather, the
+depth-split oneDNN convolution, the native multi-head attention kernel, glibc malloc tuning)
+and the standard PyTorch path that every other device (CUDA, MPS, ...) takes.
 
 >>> str(resolve_device("cpu"))
 'cpu'
+>>> cpu_fast_path("cpu"), cpu_fast_path("cuda:0"), cpu_fast_path("mps")
+(True, False, False)
 """
 from __future__ import annotations
 
@@ -28,6 +32,33 @@ def resolve_device(name: str, local_rank: int = 0):
     elif name != "cpu":
         raise UserError(f"--device {name!r}: expected cpu, cuda, cuda:N or auto")
     return torch.device(name)
+
+
+def device_type(device) -> str:
+    """The type (``cpu``, ``cuda``, ``mps``...) of a ``torch.device``, a tensor or a name such as ``cuda:1``.
+
+    ``auto`` is the type :func:`resolve_device` would pick (this imports torch); None is ``cpu``.
+    """
+    if device is None:
+        return "cpu"
+    if hasattr(device, "device") and not isinstance(device, str):  # a tensor or a module-like holder
+        device = device.device
+    if not isinstance(device, str):
+        return str(device.type)
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device.split(":", 1)[0]
+
+
+def cpu_fast_path(device) -> bool:
+    """Whether the CPU-tuned kernels run on ``device`` (see the module docstring): only on ``cpu``.
+
+    Any other device type takes the standard PyTorch path, so code tuned for this machine's CPU never
+    decides what a GPU computes. ``device``: as for :func:`device_type`.
+    """
+    return device_type(device) == "cpu"
 
 
 def machine() -> dict:

@@ -17,12 +17,15 @@ at start; call it yourself in a long-running pipeline process::
     reuse_freed_memory()     # True on Linux with glibc; False (and no change) elsewhere
 
 ``SIGPLEX_REUSE_FREED_MEMORY=0`` in the environment turns it off (the CLI then leaves malloc
-as it is).
+as it is). It is a CPU tuning: for a process that computes on another device (``--device cuda``) it
+changes nothing (:func:`sigplex.core.device.cpu_fast_path` decides).
 """
 from __future__ import annotations
 
 import ctypes
 import os
+
+from .device import cpu_fast_path
 
 ENV = "SIGPLEX_REUSE_FREED_MEMORY"
 # glibc's mallopt parameters (malloc.h)
@@ -33,16 +36,18 @@ _KEEP_AT_TOP = 2**31 - 1  # mallopt takes an int: the most it can keep
 _applied = False
 
 
-def reuse_freed_memory() -> bool:
+def reuse_freed_memory(device=None) -> bool:
     """Make glibc malloc keep freed memory for reuse; True if this process now does.
 
-    No-op (False) on other C libraries and operating systems, or when ``SIGPLEX_REUSE_FREED_MEMORY=0``.
-    Applies to allocations made after the call; calling it again changes nothing.
+    No-op (False) on other C libraries and operating systems, when ``SIGPLEX_REUSE_FREED_MEMORY=0``, or
+    when ``device`` (the one the process computes on: a name such as ``cuda``, ``auto``, or a
+    ``torch.device``; None is the CPU) is not the CPU. Applies to allocations made after the call;
+    calling it again changes nothing.
     """
     global _applied
     if _applied:
         return True
-    if os.environ.get(ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+    if os.environ.get(ENV, "1").strip().lower() in ("0", "false", "no", "off") or not cpu_fast_path(device):
         return False
     if not _running_on_glibc():
         return False

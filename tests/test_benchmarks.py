@@ -85,3 +85,14 @@ def test_flop_counter_matches_a_hand_count_where_the_dispatcher_misses_convoluti
     in_place = flops.count_flops(lambda b: (c.addmm_(m, n), b.baddbmm_(b[:, :, :8], b)), torch.zeros(3, 8, 8))
     assert in_place["flops"] == 2 * 8 * 4 * 16 + 2 * 3 * 8 * 8 * 8
     assert flops.matmul_peak_gflops(n=128, repeat=1) > 0
+
+
+def test_device_check_runs_on_the_cpu_without_cuda_and_says_so(harness):
+    import torch
+
+    check = importlib.import_module("benchmarks.device_check")
+    device, note = check.pick_device("cuda")
+    if not torch.cuda.is_available():
+        assert device.type == "cpu" and "no CUDA device" in note
+    assert check.amp_precision(torch.device("cpu")) == "bf16"
+    assert "device" in inspect.signature(importlib.import_module("benchmarks.swin_unetr_train").run).parameters

@@ -40,6 +40,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
+from ..device import cpu_fast_path
+
 _FUSED = os.environ.get("SIGPLEX_FUSED_ATTN", "1").strip().lower() not in {"0", "false", "no", "off"}
 # MultiHeadAttention inference takes torch's native fused MHA kernel up to this many tokens x heads (CPU):
 # measured on 2 cores (benchmarks/mha.py), it beats SDPA there (B32 T63 H10: 1.08 vs 0.90 of the peer's time),
@@ -188,7 +190,7 @@ class MultiHeadAttention(nn.Module):
         """Whether this call may take the fused native kernel (see the class docstring)."""
         if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling():
             return False
-        if (not _FUSED or x.dim() != 3 or x.device.type != "cpu" or x.dtype != torch.float32
+        if (not _FUSED or x.dim() != 3 or not cpu_fast_path(x) or x.dtype != torch.float32
                 or x.shape[1] * self.num_heads > NATIVE_MAX_TOKENS_X_HEADS or (self.training and self.dropout > 0)):
             return False
         if torch.is_grad_enabled() and (x.requires_grad or self.qkv.weight.requires_grad or self.proj.weight.requires_grad

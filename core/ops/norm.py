@@ -1,14 +1,15 @@
 """Instance norm for channels-last CPU tensors: statistics by BLAS products, elementwise passes in rows, own backward.
 
 :func:`instance_norm` equals ``F.instance_norm(x, eps=eps)`` (no affine, no running statistics)
-and takes its fast path for ``channels_last`` / ``channels_last_3d`` float tensors, leaving every
-other input (and tracing, scripting, ONNX export) to ``F.instance_norm``.
+and takes its fast path for ``channels_last`` / ``channels_last_3d`` float tensors on the CPU, leaving
+every other input (other devices, tracing, scripting, ONNX export) to ``F.instance_norm``.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
+from ..device import cpu_fast_path
 from .layout import channels_to_first, channels_to_last
 
 WIDE = 384  # row width of instance_norm's elementwise passes, a multiple of the usual channel counts (12 .. 384)
@@ -26,7 +27,7 @@ def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     voxels, all in the channels-last layout, with a hand-written backward.
     """
     cl = torch.channels_last_3d if x.ndim == 5 else torch.channels_last
-    if (x.ndim not in (4, 5) or x.is_contiguous() or not x.is_contiguous(memory_format=cl)
+    if (not cpu_fast_path(x) or x.ndim not in (4, 5) or x.is_contiguous() or not x.is_contiguous(memory_format=cl)
             or x.dtype not in (torch.float32, torch.float64)
             or torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()):
         return F.instance_norm(x, eps=eps)

@@ -7,12 +7,14 @@
   recomputing the probabilities a cache-sized block of windows at a time.
 
 :func:`gather_rows` and :func:`uses_biased_attention` say when the module takes them: in eager mode,
-when a gradient flows (and, for :class:`BiasedAttention`, without attention dropout).
+on the CPU, when a gradient flows (and, for :class:`BiasedAttention`, without attention dropout); other
+devices take autograd's own backwards (:func:`sigplex.core.device.cpu_fast_path`).
 """
 from __future__ import annotations
 
 import torch
 
+from ..device import cpu_fast_path
 from .attention import attention
 
 
@@ -49,8 +51,9 @@ class GatherRows(torch.autograd.Function):
 
 
 def needs_own_backward(t: torch.Tensor) -> bool:
-    """Whether ``t`` gets a gradient through one of this module's autograd Functions (eager only)."""
-    return torch.is_grad_enabled() and t.requires_grad and not torch.jit.is_tracing() and not torch.jit.is_scripting()
+    """Whether ``t`` gets a gradient through one of this module's autograd Functions (eager, CPU only)."""
+    return (torch.is_grad_enabled() and t.requires_grad and cpu_fast_path(t) and not torch.jit.is_tracing()
+            and not torch.jit.is_scripting())
 
 
 def gather_rows(src, index, adjoint, pad_slots=None, pad_rows=None, pad_grad_row=False):

@@ -30,6 +30,7 @@ from .distributed import (
     broadcast_object,
     gather_objects,
     init_distributed,
+    lost_peer_errors,
     mean_across_ranks,
     shutdown,
 )
@@ -102,7 +103,8 @@ class Trainer:
             torch.cuda.set_device(self.device)
         created = not resume and not self.run_dir.exists()
         try:
-            return self._fit(data, resume)
+            with lost_peer_errors(self.dist, self.run_dir, lambda: self.step):
+                return self._fit(data, resume)
         except BaseException:
             if created and self.dist.is_main:
                 records.remove_failed_run(self.run_dir)
