@@ -36,10 +36,9 @@ class _Worker:
     def __init__(self, spec: dict, threads: int):
         import torch
 
-        from .loading import load_predictor
-
         torch.set_num_threads(threads)
-        self.predictor = load_predictor(**spec)
+        arguments = dict(spec)
+        self.predictor = arguments.pop("loader")(**arguments)  # load_predictor, sent by reference
 
     def run(self, plan, item: InputItem, base: dict, overwrite: bool, hash_paths: bool) -> dict:
         return predict_item(self.predictor, plan, item, base, overwrite=overwrite, hash_paths=hash_paths).as_dict()
@@ -75,8 +74,9 @@ def predict_on_ray(predictor, spec: dict, inputs: Iterable[str | Path], output: 
                    hash_paths: bool = False) -> Iterator[ItemResult]:
     """Predict ``inputs`` into the folder ``output`` on ``workers`` Ray actors (see the module docstring).
 
-    ``predictor`` is the driver's (it decides the inputs, the provenance and the engine); ``spec`` the
-    :func:`~sigplex.core.loading.load_predictor` arguments each worker loads the same model with.
+    ``predictor`` is the driver's (it decides the inputs, the provenance and the engine); ``spec`` holds
+    ``loader`` (:func:`~sigplex.core.loading.load_predictor`) and the arguments each worker loads the
+    same model with (``Predictor.load_spec``).
     Yields results as they finish; the manifest lists them in the inputs' order.
     """
     if workers < 1 or threads < 1:

@@ -186,7 +186,8 @@ def load_predictor(checkpoint: str | Path | None, *, plugin: str | None = None, 
     else:
         predictor = load_pretrained(plugin, task, overrides=overrides, device=device, engine=engine, pm=pm)
     # how to load the same model elsewhere (a cluster's workers)
-    predictor.load_spec = {"checkpoint": None if checkpoint is None else str(Path(checkpoint).resolve()),
+    predictor.load_spec = {"loader": load_predictor,
+                           "checkpoint": None if checkpoint is None else str(Path(checkpoint).resolve()),
                            "plugin": plugin, "task": task, "overrides": overrides, "device": device, "config": config}
     return predictor
 

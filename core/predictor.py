@@ -27,7 +27,7 @@ class Predictor:
         self.task, self.prepared, self.model, self.run, self.checkpoint = task, prepared, model, run, checkpoint
         self.plugin, self.source = plugin, source or (str(checkpoint) if checkpoint else "")
         self.engine = "torch"
-        self.load_spec: dict | None = None  # load_predictor's arguments: how cluster workers load the same model
+        self.load_spec: dict | None = None  # load_predictor and its arguments: how cluster workers load the model
 
     @property
     def config(self):
