@@ -50,8 +50,11 @@ def test_bombs_are_refused_from_their_declarations_without_allocating(tmp_path):
     with input_limit(16):
         with pytest.raises(InputTooLarge, match=r"bomb.npz: the members of the archive would take 64.0 MB"):
             load_npz(tmp_path / "bomb.npz")
-        with pytest.raises(InputTooLarge, match=r"bomb.csv.gz: decompresses to 64.0 MB, more than the input limit of 16"):
+        with pytest.raises(InputTooLarge, match=r"bomb.csv.gz: decompresses to more than the input limit of 16 MB"):
             check_input(packed)
+        cut = tmp_path / "cut.csv.gz"  # its last bytes are compressed data, not a size: no refusal for size
+        cut.write_bytes(packed.read_bytes()[: packed.stat().st_size // 3])
+        check_input(cut)
         lying = tmp_path / "lying.csv.gz"  # a trailer that understates the size: the stream still stops it
         lying.write_bytes(packed.read_bytes()[:-4] + (1000).to_bytes(4, "little"))
         with pytest.raises(InputTooLarge, match=r"lying.csv.gz: decompresses to more than the input limit of 16"):
