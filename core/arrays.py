@@ -20,7 +20,7 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import UserError
+from .errors import UserError, first_line
 from .limits import InputTooLarge, check_size, gzip_size
 
 ZIP_SUFFIXES = (".npz", ".zip")
@@ -47,8 +47,8 @@ def _header(fh: BinaryIO, source: str):
 
 
 def _first(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    text = first_line(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _nbytes(shape, dtype) -> int:

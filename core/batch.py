@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .errors import PartialOutput, UserError, one_line
+from .errors import PartialOutput, UserError, first_line, one_line
 from .fileio import atomic_write_text, deferred_sync, sha256_file
 from .manifest import ItemResult, ManifestWriter, input_key, shard_header, shard_of
 from .outputs import check_suffix, output_files, write_outputs
@@ -342,8 +342,8 @@ def _one(predictor, task, prepared, item: InputItem, root, output, out_dir, base
     except UserError as exc:
         result.status, result.error, result.error_type = "failed", one_line(exc), "UserError"
     except Exception as exc:  # one bad input must not stop the batch
-        first = one_line(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
-        result.status, result.error, result.error_type = "failed", f"{type(exc).__name__}: {first}", type(exc).__name__
+        result.status, result.error = "failed", f"{type(exc).__name__}: {first_line(exc)}"
+        result.error_type = type(exc).__name__
     finally:
         result.seconds = round(time.perf_counter() - t0, 4)
     if result.status == "failed":  # a failed input leaves no output of its own behind

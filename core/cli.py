@@ -13,7 +13,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .errors import PartialOutput, UserError, one_line
+from .errors import PartialOutput, UserError, first_line, one_line
 from .limits import DEFAULT_MAX_INPUT_MB, input_limit
 
 
@@ -383,8 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # internal error: one line unless --verbose
         if verbose:
             traceback.print_exc()
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"internal error: {type(exc).__name__}: {one_line(first)} (run with --verbose for the traceback)",
+        print(f"internal error: {type(exc).__name__}: {first_line(exc)} (run with --verbose for the traceback)",
               file=sys.stderr)
         return 1
 

@@ -64,6 +64,15 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, on one printable line (empty when it has none).
+
+    >>> first_line(ValueError("bad value\\nmore detail"))
+    'bad value'
+    """
+    return one_line((str(exc).strip().splitlines() or [""])[0])
+
+
 NOTICES = {"stderr": False}  # the CLI sets this: notices become one plain "warning: ..." line on stderr
 
 

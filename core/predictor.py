@@ -10,7 +10,7 @@ from typing import Any
 
 from .compat import is_builtin, prepare
 from .config import as_overrides, resolve_config
-from .errors import UserError
+from .errors import UserError, first_line
 from .run import RunDir
 from .task import Prepared
 
@@ -66,9 +66,8 @@ class Predictor:
         except Exception as exc:
             if not isinstance(source, (str, Path)) or is_builtin(self.task):
                 raise
-            first = (str(exc).strip().splitlines() or [""])[0]
             raise UserError(f"{source}: plugin {self.plugin or self.task.name} could not read it "
-                            f"({type(exc).__name__}: {first})") from exc
+                            f"({type(exc).__name__}: {first_line(exc)})") from exc
 
     def predict_many(self, inputs, output_dir: str | Path, *, overwrite: bool = False, hash_paths: bool = False,
                      progress: bool | None = None, shard: tuple[int, int] | None = None, ray: str | bool | None = None,

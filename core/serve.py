@@ -24,7 +24,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from .errors import PartialOutput, UserError, one_line, require
+from .errors import PartialOutput, UserError, first_line, one_line, require
 from .limits import DEFAULT_MAX_INPUT_MB, input_limit
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
@@ -209,8 +209,7 @@ def create_app(predictor, *, token: str | None = None, max_body_mb: float = 100.
         except _BodyTooLarge as exc:
             return await _refuse(request, 413, str(exc), drain)
         except Exception as exc:  # never a traceback to the client
-            first = (str(exc).strip().splitlines() or [""])[0]
-            return JSONResponse({"error": f"internal error: {type(exc).__name__}: {one_line(first)}"}, status_code=500)
+            return JSONResponse({"error": f"internal error: {type(exc).__name__}: {first_line(exc)}"}, status_code=500)
 
     @app.exception_handler(HTTPException)
     async def http_error(request, exc: HTTPException):
