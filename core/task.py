@@ -261,6 +261,11 @@ class Task:
         """Run full inference over ``dataset`` (model in eval mode, no_grad) and return named metrics."""
         raise NotImplementedError
 
+    def calibrate(self, model, prepared: Prepared) -> dict[str, Any]:
+        """Fitted state that needs the trained model (e.g. conformal offsets from ``prepared.val``), added to
+        ``prepared.state`` and saved with the run after training, before the test scores (default: none)."""
+        return {}
+
     def distill_outputs(self, model, batch, prepared: Prepared):
         """What a student matches of its teacher on ``batch`` (default: the model on the batch's first value)."""
         return model(first_tensor(batch))

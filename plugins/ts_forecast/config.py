@@ -27,16 +27,32 @@ class ModelSection(ModelConfig):
     expansion: int = Field(2, ge=1, description="tsmixer MLP expansion")
     channel_mixing: bool = Field(True, description="tsmixer: hybrid channel mixing in every block")
     reconcile: bool = Field(False, description="tsmixer: online cross-channel reconciliation head")
+    quantiles: list[float] = Field(default_factory=list, description="quantile forecasts trained with the pinball "
+                                   "loss, e.g. [0.1, 0.5, 0.9] (must hold 0.5, the point forecast); [] = point")
+    conformal: bool = Field(False, description="split-conformal intervals calibrated on the validation split")
+    level: float = Field(0.8, gt=0, lt=1, description="conformal interval level of a point model")
+    n_hist: Optional[int] = Field(None, ge=0, description="past-only covariate columns; default: the data's")
+    n_futr: Optional[int] = Field(None, ge=0, description="future-known covariate columns (calendar included)")
+    n_stat: Optional[int] = Field(None, ge=0, description="static features per series; default: the data's")
 
     def arguments(self) -> dict:
         """The fields the model ``name`` takes (``n_vars``, ``lookback`` and ``horizon`` come from the data)."""
-        common = dict(d_model=self.d_model, n_layers=self.n_layers, dropout=self.dropout)
+        common = dict(d_model=self.d_model, n_layers=self.n_layers, dropout=self.dropout, n_hist=self.n_hist or 0,
+                      n_futr=self.n_futr or 0, n_stat=self.n_stat or 0, n_quantiles=max(len(self.quantiles), 1))
         if self.name == "itransformer":
             return dict(common, n_heads=self.n_heads, d_ff=self.d_ff)
         if self.name == "tsmixer":
             return dict(common, patch_len=self.patch_len, stride=self.stride, expansion=self.expansion,
                         head_dropout=self.dropout, channel_mixing=self.channel_mixing, reconcile=self.reconcile)
         return dict(common, n_heads=self.n_heads, d_ff=self.d_ff, patch_len=self.patch_len, stride=self.stride)
+
+    @model_validator(mode="after")
+    def _quantiles_hold_the_median(self):
+        q = self.quantiles
+        if q and (sorted(set(q)) != q or q[0] <= 0 or q[-1] >= 1 or 0.5 not in q):
+            raise ValueError(f"model.quantiles={q}: expected increasing levels in (0, 1) holding 0.5, "
+                             "e.g. [0.1, 0.5, 0.9]")
+        return self
 
     @model_validator(mode="after")
     def _heads_divide(self):
@@ -62,9 +78,23 @@ class DataSection(Section):
                                   "(default: from the time step, e.g. 24 for hourly; 0: none)")
     rolling_origins: int = Field(0, ge=0, description="extra scores at N forecast origins spaced by the horizon")
     cutoffs: list[str] = Field(default_factory=list, description="explicit forecast origins (timestamps)")
+    hist_exog: list[str] = Field(default_factory=list, description="covariate columns known only in the past")
+    futr_exog: list[str] = Field(default_factory=list, description="covariate columns known for the horizon too "
+                                 "(predict input: rows after the last target value carry them)")
+    stat_exog: list[str] = Field(default_factory=list, description="static feature columns of data.static")
+    static: Optional[str] = Field(None, description="long layout: CSV of unique_id + data.stat_exog, one row a series")
+    calendar: list[Literal["hour", "dow", "dom", "doy", "month"]] = Field(
+        default_factory=list, description="future-known sine/cosine features of the time index")
+    holidays: Optional[str] = Field(None, description="country code of a public-holiday flag (needs `holidays`)")
     synthetic_rows: int = Field(14400, ge=200)
     synthetic_channels: int = Field(7, ge=1)
     synthetic_seed: int = 0
+
+    @model_validator(mode="after")
+    def _static_needs_columns(self):
+        if bool(self.stat_exog) != bool(self.static):
+            raise ValueError("data.stat_exog and data.static go together: the columns and the CSV that holds them")
+        return self
 
 
 class ForecastConfig(TaskConfig):

@@ -36,9 +36,14 @@ class RevIN(nn.Module):
         return out, (mean, std)
 
     def denormalize(self, y, stats):
+        """Undo ``normalize`` on ``[B, H, C]``, or on quantiles ``[B, H, C, Q]`` (each alike)."""
         mean, std = stats
+        quantiles = y.dim() == 4
+        if quantiles:
+            mean, std = mean[..., None], std[..., None]
         if self.affine:
-            y = (y - self.bias) / (self.weight + self.eps * self.eps)
+            weight, bias = (self.weight[:, None], self.bias[:, None]) if quantiles else (self.weight, self.bias)
+            y = (y - bias) / (weight + self.eps * self.eps)
         return y * std + mean
 
 

@@ -18,7 +18,7 @@ def read_frame(config, source) -> SeriesFrame:
     """Read a CSV (wide or long) with the run's ``data`` reading options."""
     d = config.data
     return read_series(source, date_column=d.date_column, targets=d.targets or None, fill=d.fill, layout=d.layout,
-                       dayfirst=d.dayfirst)
+                       dayfirst=d.dayfirst, hist_exog=d.hist_exog, futr_exog=d.futr_exog)
 
 
 def fitted_state(scaler: Scaler, frame: SeriesFrame) -> dict:
