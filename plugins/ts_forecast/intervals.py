@@ -38,14 +38,14 @@ def pairs(quantiles) -> list[tuple[int, int, float]]:
             if v < 0.5 and round(1 - v, 6) in q]
 
 
-def point_of(pred: torch.Tensor, quantiles) -> torch.Tensor:
-    """The point forecast ``[..., H, C]`` of a model output (the median of quantiles)."""
-    return pred[..., list(quantiles).index(0.5)] if quantiles else pred
-
-
 def sorted_quantiles(pred: torch.Tensor, quantiles) -> torch.Tensor:
     """Quantiles put in increasing order along the last axis (no crossing), a no-op for point forecasts."""
     return pred.sort(-1).values if quantiles else pred
+
+
+def point_of(pred: torch.Tensor, quantiles) -> torch.Tensor:
+    """The point forecast ``[..., H, C]`` of a model output: the median of the sorted quantiles."""
+    return sorted_quantiles(pred, quantiles)[..., list(quantiles).index(0.5)] if quantiles else pred
 
 
 def conformal_quantile(scores: torch.Tensor, level: float) -> torch.Tensor:

@@ -8,7 +8,11 @@ Non-stationary normalisation (per-window mean/std, reversed at the output) wraps
 Covariates are extra variate tokens, as in the paper: each past-only covariate's lookback is
 embedded like a target series, each future-known covariate's lookback + horizon by its own
 embedding; they take part in attention but only target tokens are projected to the horizon.
-Static features are embedded and added to their series' token. ``n_quantiles`` widens the head.
+A token holds a covariate's whole window, which relates series but does not align a known value
+with its horizon step (a driver that moves the target on the same step is barely learned from
+tokens alone), so the future-known values of each horizon step also enter through a per-step
+term added to the forecast (:class:`~.exog.FutureTerm`, zero-initialised), as in D-CTNet. Static
+features are embedded and added to their series' token. ``n_quantiles`` widens the head.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from torch import nn
 from sigplex.core.models import register_model
 from sigplex.core.ops.attention import MultiHeadAttention
 
-from .exog import as_output, check_inputs, split_cov
+from .exog import FutureTerm, as_output, check_inputs, split_cov
 from .revin import RevIN
 
 
@@ -61,6 +65,7 @@ class ITransformer(nn.Module):
         self.layers = nn.ModuleList(VariateLayer(d_model, n_heads, d_ff, dropout) for _ in range(n_layers))
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, horizon * n_quantiles)
+        self.future = FutureTerm(n_futr, n_stat, n_vars, n_quantiles, d_ff) if n_futr else None
 
     def forward_features(self, x, cov=None, stat=None):
         """Variate tokens ``[B, N, D]`` after the encoder (targets first, then covariates)."""
@@ -85,6 +90,8 @@ class ITransformer(nn.Module):
             x, stats = self.revin.normalize(x)
         tokens = self.forward_features(x, cov, stat)[:, :self.n_vars]
         b, c = tokens.shape[:2]
-        y = as_output(self.head(tokens).reshape(b, c, self.horizon, self.n_quantiles).transpose(2, 3),
-                      self.n_quantiles)
+        y = self.head(tokens).reshape(b, c, self.horizon, self.n_quantiles).transpose(2, 3)  # [B, C, Q, H]
+        if self.future is not None:
+            y = y + self.future(split_cov(cov, self.lookback, self.n_hist)[1][:, self.lookback:], stat)
+        y = as_output(y, self.n_quantiles)
         return self.revin.denormalize(y, stats) if stats is not None else y

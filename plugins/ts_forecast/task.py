@@ -27,6 +27,7 @@ from sigplex.datasets.tabular import (
     read_series,
     write_series,
 )
+from sigplex.datasets.tabular.hostile import covariate_variants
 
 from .config import ForecastConfig, n_vars_of
 from .inputs import covariate_state, example_inputs, exog_sizes, model_inputs, predict_inputs, scaled_covariates, windows
@@ -57,6 +58,7 @@ class ForecastTask(Task):
     input_suffixes = (".csv",)
     output_suffixes = (".csv",)
     distill_loss = "mse"
+    format_variants = staticmethod(covariate_variants)  # a covariate dropped, future rows short, an empty cell
     card = TaskCard(
         intended_use="Point forecasts of regularly sampled multivariate numeric series (e.g. hourly load, "
                      "sensor or weather readings) for the horizon after the last data.lookback rows, for the "
@@ -163,7 +165,7 @@ class ForecastTask(Task):
         return example_inputs(prepared.config, prepared.state)
 
     def sample_inputs(self, prepared, folder):
-        return write_samples(prepared.state, prepared.config.data.lookback, folder)
+        return write_samples(prepared.state, prepared.config.data.lookback, folder, prepared.config.data)
 
     def plots(self, model, prepared, run_dir):
         return test_plot(model, prepared, Path(run_dir) / "plots" / "forecast_test.png")
