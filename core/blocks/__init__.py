@@ -1,13 +1,16 @@
-"""Reusable modules built on the core's ops: conv modules, feed-forward projections, norms, gated attention, U-Net blocks.
+"""Reusable modules built on the core's ops: conv modules, feed-forward projections, norms, gated attention, U-Net blocks,
+state-space mixers (S4D, Mamba).
 
 One concept per file; backbones and plugins compose them. Nothing here knows a domain.
 """
 from .conv_module import ConvModule, depthwise_conv_channels_last
 from .ffconv import FFConvM
 from .gated_attention_unit import GatedAttentionUnit
+from .mamba import MambaBlock, MambaState
 from .offset_scale import OffsetScale
+from .s4d_block import S4DBlock
 from .scale_norm import ScaleNorm
 from .unet import ChannelsLastConv, ResidualConvBlock, UnetResBlock
 
-__all__ = ["ChannelsLastConv", "ConvModule", "FFConvM", "GatedAttentionUnit", "OffsetScale", "ResidualConvBlock",
-           "ScaleNorm", "UnetResBlock", "depthwise_conv_channels_last"]
+__all__ = ["ChannelsLastConv", "ConvModule", "FFConvM", "GatedAttentionUnit", "MambaBlock", "MambaState", "OffsetScale",
+           "ResidualConvBlock", "S4DBlock", "ScaleNorm", "UnetResBlock", "depthwise_conv_channels_last"]
