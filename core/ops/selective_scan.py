@@ -25,6 +25,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .chunks import token_chunks
 from .scan import TINY_DECAY, _scan, reverse_scan
 
 _LOG_TINY = math.log(TINY_DECAY)
@@ -58,8 +59,8 @@ def _blocks(length: int, u: torch.Tensor, A: torch.Tensor, chunk: int) -> list[t
 
 def _factorisable(delta: torch.Tensor, A: torch.Tensor, chunk: int) -> bool:
     """Whether every chunk's decay ``exp(A·ΣΔ)`` stays above ``exp(-FACTOR_SPAN)`` (so ``1 / decay`` is finite)."""
-    pad = (-delta.shape[-1]) % chunk
-    span = F.pad(delta, (0, pad)).unflatten(-1, (-1, chunk)).sum(-1).amax((0, 2)) * A.abs().amax(-1)
+    (chunks,), _ = token_chunks((delta,), chunk, dim=-1)
+    span = chunks.sum(-1).amax((0, 2)) * A.abs().amax(-1)
     limit = FACTOR_SPAN if delta.dtype == torch.float32 else 8 * FACTOR_SPAN
     return bool(span.max() <= limit)
 
@@ -67,11 +68,8 @@ def _factorisable(delta: torch.Tensor, A: torch.Tensor, chunk: int) -> bool:
 def _chunks(u, delta, A, B, C, chunk):
     """Zero-padded chunk views: Δ and Δ·u ``[b, D, g, q]``, B and C ``[b, 1, g, q, N]``, log-decays from
     the chunk start ``[b, D, g, q, N]``."""
-    pad = (-u.shape[-1]) % chunk
-    delta, u, B, C = (F.pad(t, (0, pad)) for t in (delta, u, B, C))
-    dl = delta.unflatten(-1, (-1, chunk))
-    du = (delta * u).unflatten(-1, (-1, chunk))
-    bc, cc = (t.unflatten(-1, (-1, chunk)).permute(0, 2, 3, 1)[:, None].contiguous() for t in (B, C))
+    (dl, du, bc, cc), _ = token_chunks((delta, delta * u, B, C), chunk, dim=-1)
+    bc, cc = (t.permute(0, 2, 3, 1)[:, None].contiguous() for t in (bc, cc))
     log_p = dl.cumsum(-1)[..., None] * A[:, None, None, :]
     return dl, du, bc, cc, log_p
 
@@ -113,12 +111,11 @@ def _backward_block(u, delta, A, B, C, h_in, gy, carry, chunk, factor):
         g_b = (g * (delta * u)[..., None]).sum(1).transpose(1, 2)
         g_du, g_a = (g * bt).sum(-1), (g_log * delta[..., None]).sum((0, 2))
         return g_du * delta, (g_log * A[:, None, :]).sum(-1) + g_du * u, g_a, g_b, g_c, decay[..., 0, :] * g[..., 0, :]
-    pad = (-n) % chunk
     dl, du, bc, cc, log_p = _chunks(u, delta, A, B, C, chunk)
     p = torch.exp(log_p)
     drive, hsum, _ = _factor_states(du, bc, p, h_in, chunk)
     h = hsum * p
-    gyc = F.pad(gy, (0, pad)).unflatten(-1, (-1, chunk))
+    (gyc, uc), _ = token_chunks((gy, u), chunk, dim=-1)
     r = (p * gyc[..., None] * cc).flip(-2).cumsum(-2).flip(-2)  # Σ_{s >= t in the chunk} p_s ∂h_s
     p_end = p[..., -1, :]
     # λ_k, dL/dh at the end of chunk k from later chunks: λ_last = carry, λ_{k-1} = p_end_k λ_k + r_0(k)
@@ -129,7 +126,7 @@ def _backward_block(u, delta, A, B, C, h_in, gy, carry, chunk, factor):
     g_b = (g * du[..., None]).sum(1).flatten(1, 2).transpose(1, 2)[..., :n]
     g_c = (gyc[..., None] * h).sum(1).flatten(1, 2).transpose(1, 2)[..., :n]
     g_a = (g_log * dl[..., None]).sum((0, 2, 3))
-    g_delta = ((g_log * A[:, None, None, :]).sum(-1) + g_du * F.pad(u, (0, pad)).unflatten(-1, (-1, chunk)))
+    g_delta = ((g_log * A[:, None, None, :]).sum(-1) + g_du * uc)
     g_u = g_du * dl
     carry_in = p_end[..., 0, :] * lam[..., 0, :] + r[..., 0, 0, :]
     return g_u.flatten(-2)[..., :n], g_delta.flatten(-2)[..., :n], g_a, g_b, g_c, carry_in

@@ -1,11 +1,11 @@
-"""The long-sequence mixer blocks (S4DBlock, MambaBlock): manual composition, streaming, LoRA, ONNX export."""
+"""The long-sequence mixer blocks (S4D, Mamba, GLA, DeltaNet): manual composition, streaming, LoRA, ONNX export."""
 import pytest
 import torch
 import torch.nn.functional as F
-from mixer_reference import naive_s4d, naive_selective_scan, rel_err
+from mixer_reference import naive_delta_rule, naive_gla, naive_s4d, naive_selective_scan, rel_err
 
 from sigplex.core.adapters import apply_adapter, merge_adapters, trainable_parameters
-from sigplex.core.blocks import MambaBlock, S4DBlock
+from sigplex.core.blocks import DeltaNetBlock, GLABlock, MambaBlock, S4DBlock
 
 
 def rand(*shape, seed=0, dtype=torch.float64):
@@ -22,7 +22,36 @@ def mamba_block():
     return MambaBlock(6, state_dim=3, expand=2, conv_kernel=3, chunk_size=4).double()
 
 
-BLOCKS = {"s4d": s4d_block, "mamba": mamba_block}
+def gla_block():
+    torch.manual_seed(0)
+    return GLABlock(6, heads=2, gate_rank=3, chunk_size=4).double()
+
+
+def delta_net_block():
+    torch.manual_seed(0)
+    return DeltaNetBlock(6, heads=2, chunk_size=4).double()
+
+
+BLOCKS = {"s4d": s4d_block, "mamba": mamba_block, "gla": gla_block, "delta_net": delta_net_block}
+
+
+def heads(t):
+    return t.unflatten(-1, (2, 3)).transpose(1, 2)
+
+
+def test_gla_and_delta_net_blocks_are_their_manual_recurrent_compositions():
+    x = rand(2, 11, 6)
+    block = gla_block()
+    h = block.norm(x)
+    log_g = F.logsigmoid(block.gk_up(block.gk_down(h))) / 16
+    o, _ = naive_gla(heads(block.q_proj(h)), heads(block.k_proj(h)), heads(block.v_proj(h)), heads(log_g))
+    o = F.layer_norm(o, (3,)).transpose(1, 2).flatten(-2)
+    assert rel_err(block(x), x + block.out_proj(o * F.silu(block.g_proj(h)))) < 1e-6
+    block = delta_net_block()
+    h = block.norm(x)
+    q, k = (F.normalize(heads(F.silu(p(h))), dim=-1) for p in (block.q_proj, block.k_proj))
+    o, _ = naive_delta_rule(q, k, heads(block.v_proj(h)), torch.sigmoid(block.b_proj(h)).transpose(1, 2))
+    assert rel_err(block(x), x + block.out_proj(F.layer_norm(o, (3,)).transpose(1, 2).flatten(-2))) < 1e-6
 
 
 def test_s4d_block_is_its_manual_recurrent_composition():
