@@ -15,6 +15,7 @@ Without a C++ compiler (or when Inductor fails on a model) the module runs eager
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 
@@ -84,4 +85,6 @@ def compile_module(module, mode, what: str = "trainer.compile"):
         notify(f"{what}: {problem}; running eager")
         return module
     use_inductor_cache()
+    # Inductor's C++ builder logs "No CUDA runtime is found" on every CPU-only machine: not news to the user.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     return _CompiledOrEager(torch.compile(module, mode=MODES[mode]), module, what)
