@@ -53,12 +53,56 @@ def device_type(device) -> str:
 
 
 def cpu_fast_path(device) -> bool:
-    """Whether the CPU-tuned kernels run on ``device`` (see the module docstring): only on ``cpu``.
+    """Whether the CPU-tuned kernels run on ``device`` (see the module docstring): only on ``cpu``, in eager.
 
     Any other device type takes the standard PyTorch path, so code tuned for this machine's CPU never
-    decides what a GPU computes. ``device``: as for :func:`device_type`.
+    decides what a GPU computes. Under ``torch.compile`` the standard path is traced too: Inductor fuses
+    it into kernels of its own, and the hand-written ones (oneDNN calls, autograd Functions) would only
+    break the graph. ``device``: as for :func:`device_type`.
     """
-    return device_type(device) == "cpu"
+    if device_type(device) != "cpu":
+        return False
+    import torch
+
+    return not torch.compiler.is_compiling()
+
+
+def cpu_info() -> dict:
+    """The CPU's model name and the vector/matrix ISA extensions kernels can use (``AVX-512``, ``AMX``...).
+
+    Read from ``/proc/cpuinfo`` on Linux; elsewhere the model is :func:`platform.processor` and the
+    ISA list is empty.
+    """
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                name, _, value = line.partition(":")
+                if name.strip() == "model name" and value.strip():
+                    model = value.strip()
+                elif name.strip() in ("flags", "Features"):
+                    flags = set(value.split())
+                if flags and model:
+                    break
+    except OSError:
+        pass
+    isa = [label for label, flag in (("AVX2", "avx2"), ("AVX-512", "avx512f"), ("AVX512-BF16", "avx512_bf16"),
+                                     ("AMX", "amx_tile"), ("NEON", "asimd"), ("SVE", "sve")) if flag in flags]
+    return {"model": model, "isa": isa}
+
+
+def kernel_libraries() -> dict:
+    """What computes torch's CPU kernels here: ISA level torch dispatches to, BLAS, oneDNN, versions."""
+    import re
+
+    import torch
+
+    build = torch.__config__.show()
+    blas = re.search(r"BLAS_INFO=([^,\s]+)", build)
+    onednn = re.search(r"(?:MKL-DNN|oneDNN) (v[\d.]+)", build)
+    return {"torch": torch.__version__, "capability": torch.backends.cpu.get_cpu_capability(),
+            "isa": cpu_info()["isa"], "blas": blas.group(1) if blas else "unknown",
+            "onednn": onednn.group(1) if onednn else "none"}
 
 
 def machine() -> dict:
