@@ -246,10 +246,8 @@ class Task:
 
     def seed_item(self, seed: int, prepared: Prepared) -> None:
         """Seed random sources that a dataset item's loading keeps for itself (called before each item).
-
         The core seeds Python, NumPy and torch; override only for transforms with their own
-        generators (e.g. MONAI's ``Randomizable.set_random_state`` on ``prepared.train``).
-        """
+        generators (e.g. MONAI's ``Randomizable.set_random_state`` on ``prepared.train``)."""
 
     # --- training -------------------------------------------------------------------
     def training_step(self, model, batch, prepared: Prepared):
@@ -264,8 +262,7 @@ class Task:
         raise NotImplementedError
 
     def calibrate(self, model, prepared: Prepared) -> dict[str, Any]:
-        """Fitted state that needs the trained model (e.g. conformal offsets from ``prepared.val``), added to
-        ``prepared.state`` and saved with the run after training, before the test scores (default: none)."""
+        """Fitted state needing the trained model (e.g. conformal offsets), saved with the run before testing."""
         return {}
 
     def distill_outputs(self, model, batch, prepared: Prepared):
