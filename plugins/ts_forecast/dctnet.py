@@ -26,7 +26,15 @@ from torch import nn
 from sigplex.core.models import register_model
 from sigplex.core.ops.attention import MultiHeadAttention
 
-from .exog import FutureTerm, as_output, check_inputs, split_cov
+from .exog import (
+    FutureTerm,
+    as_output,
+    check_inputs,
+    covariate_channels,
+    quantile_head,
+    set_sizes,
+    split_cov,
+)
 from .revin import RevIN, dft_bases, patch_layout
 
 
@@ -90,8 +98,7 @@ class DCTNet(nn.Module):
                  freq_correction: bool = True, n_hist: int = 0, n_futr: int = 0, n_stat: int = 0,
                  n_quantiles: int = 1):
         super().__init__()
-        self.n_vars, self.lookback, self.horizon = n_vars, lookback, horizon
-        self.n_hist, self.n_futr, self.n_stat, self.n_quantiles = n_hist, n_futr, n_stat, n_quantiles
+        set_sizes(self, n_vars, lookback, horizon, n_hist, n_futr, n_stat, n_quantiles)
         self.revin = RevIN(n_vars, affine=True)
         n_patches, self.offset = patch_layout(lookback, patch_len, stride)
         self.embed = nn.Conv1d(1, d_model, kernel_size=patch_len, stride=stride)
@@ -116,11 +123,7 @@ class DCTNet(nn.Module):
     def forward_features(self, x, cov=None, stat=None):
         """Patch features ``[B, C(+K), N, D]`` of normalised input ``[B, L, C]`` (covariate channels last)."""
         h = self.patches(self.embed, x)
-        if stat is not None:
-            h = h + self.embed_static(stat)[:, :, None]
-        if cov is not None:
-            hist, futr = split_cov(cov, self.lookback, self.n_hist)
-            h = torch.cat([h, self.patches(self.embed_cov, torch.cat([hist, futr[:, :self.lookback]], -1))], 1)
+        h = covariate_channels(self, h, cov, stat)
         for layer in self.layers:
             h = layer(h)
         return self.norm(h)
@@ -129,8 +132,7 @@ class DCTNet(nn.Module):
         cov = check_inputs(self, cov, stat)
         x, stats = self.revin.normalize(x)
         h = self.forward_features(x, cov, stat)[:, :self.n_vars]
-        b, c = h.shape[:2]
-        y = self.head(self.head_drop(h.flatten(2))).reshape(b, c, self.horizon, self.n_quantiles).transpose(2, 3)
+        y = quantile_head(self.head, self.head_drop(h.flatten(2)), self.horizon, self.n_quantiles)
         if self.future is not None:
             y = y + self.future(split_cov(cov, self.lookback, self.n_hist)[1][:, self.lookback:], stat)
         if self.correction is not None:

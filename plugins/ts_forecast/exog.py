@@ -14,6 +14,13 @@ import torch
 from torch import nn
 
 
+def set_sizes(model: nn.Module, n_vars: int, lookback: int, horizon: int, n_hist: int = 0, n_futr: int = 0,
+              n_stat: int = 0, n_quantiles: int = 1) -> None:
+    """Record every forecaster's sizes on ``model`` (the series, windows, covariates and quantiles it takes)."""
+    model.n_vars, model.lookback, model.horizon = n_vars, lookback, horizon
+    model.n_hist, model.n_futr, model.n_stat, model.n_quantiles = n_hist, n_futr, n_stat, n_quantiles
+
+
 def split_cov(cov: torch.Tensor, lookback: int, n_hist: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(hist, futr)``: past-only covariates over the lookback ``[B, L, n_hist]`` and future-known ones
     over lookback and horizon ``[B, L + H, n_futr]``."""
@@ -31,6 +38,23 @@ def check_inputs(model, cov, stat):
                          f"n_stat={model.n_stat}; got cov={'yes' if cov is not None else 'no'}, "
                          f"stat={'yes' if stat is not None else 'no'}")
     return cov
+
+
+def quantile_head(head: nn.Module, features: torch.Tensor, horizon: int, n_quantiles: int) -> torch.Tensor:
+    """A linear ``head`` on features ``[B, C, F]`` -> ``[B, C, Q, H]``."""
+    b, c = features.shape[:2]
+    return head(features).reshape(b, c, horizon, n_quantiles).transpose(2, 3)
+
+
+def covariate_channels(model, h: torch.Tensor, cov, stat) -> torch.Tensor:
+    """Patch features ``[B, C, N, D]`` with the static features added to their series' patches and every
+    covariate's lookback patch-embedded (``model.patches(model.embed_cov, ...)``) as extra channels."""
+    if stat is not None:
+        h = h + model.embed_static(stat)[:, :, None]
+    if cov is not None:
+        hist, futr = split_cov(cov, model.lookback, model.n_hist)
+        h = torch.cat([h, model.patches(model.embed_cov, torch.cat([hist, futr[:, :model.lookback]], -1))], 1)
+    return h
 
 
 def as_output(y: torch.Tensor, n_quantiles: int) -> torch.Tensor:

@@ -22,7 +22,7 @@ from torch import nn
 from sigplex.core.models import register_model
 from sigplex.core.ops.attention import MultiHeadAttention
 
-from .exog import FutureTerm, as_output, check_inputs, split_cov
+from .exog import FutureTerm, as_output, check_inputs, set_sizes, split_cov
 from .revin import RevIN
 
 
@@ -55,8 +55,7 @@ class ITransformer(nn.Module):
                  n_layers: int = 2, d_ff: int = 256, dropout: float = 0.1, use_norm: bool = True,
                  n_hist: int = 0, n_futr: int = 0, n_stat: int = 0, n_quantiles: int = 1):
         super().__init__()
-        self.n_vars, self.lookback, self.horizon = n_vars, lookback, horizon
-        self.n_hist, self.n_futr, self.n_stat, self.n_quantiles = n_hist, n_futr, n_stat, n_quantiles
+        set_sizes(self, n_vars, lookback, horizon, n_hist, n_futr, n_stat, n_quantiles)
         self.revin = RevIN(n_vars, affine=False) if use_norm else None
         self.embed = nn.Linear(lookback, d_model)
         self.embed_future = nn.Linear(lookback + horizon, d_model) if n_futr else None

@@ -61,6 +61,13 @@ def patch_index(lookback: int, patch_len: int, stride: int) -> torch.Tensor:
     return offset + torch.arange(n)[:, None] * stride + torch.arange(patch_len)[None, :]
 
 
+def register_patches(module: nn.Module, lookback: int, patch_len: int, stride: int) -> int:
+    """Give ``module`` the buffer ``patch_idx`` (:func:`patch_index`); returns the number of patches."""
+    index = patch_index(lookback, patch_len, stride)
+    module.register_buffer("patch_idx", index, persistent=False)
+    return index.shape[0]
+
+
 def dft_bases(length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Forward ``cos, sin`` ``[length, F]`` and inverse ``icos, isin`` ``[F, length]`` real-DFT bases."""
     n_freq = length // 2 + 1

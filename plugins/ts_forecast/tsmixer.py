@@ -19,8 +19,8 @@ from torch import nn
 
 from sigplex.core.models import register_model
 
-from .exog import as_output, check_inputs, split_cov
-from .revin import RevIN, patch_index
+from .exog import as_output, check_inputs, quantile_head, set_sizes, split_cov
+from .revin import RevIN, register_patches
 
 
 class GatedAttention(nn.Module):
@@ -134,12 +134,9 @@ class TSMixer(nn.Module):
                  reconcile: bool = False, reconcile_context: int = 2, n_hist: int = 0, n_futr: int = 0,
                  n_stat: int = 0, n_quantiles: int = 1):
         super().__init__()
-        self.n_vars, self.lookback, self.horizon = n_vars, lookback, horizon
-        self.n_hist, self.n_futr, self.n_stat, self.n_quantiles = n_hist, n_futr, n_stat, n_quantiles
+        set_sizes(self, n_vars, lookback, horizon, n_hist, n_futr, n_stat, n_quantiles)
         self.revin = RevIN(n_vars, affine=True)
-        index = patch_index(lookback, patch_len, stride)
-        self.register_buffer("patch_idx", index, persistent=False)
-        n_patches = index.shape[0]
+        n_patches = register_patches(self, lookback, patch_len, stride)
         self.embed = nn.Linear(patch_len, d_model)
         self.blocks = nn.ModuleList(MixerBlock(n_vars, n_patches, d_model, expansion, dropout, channel_mixing, gated)
                                     for _ in range(n_layers))
@@ -177,7 +174,7 @@ class TSMixer(nn.Module):
         x, stats = self.revin.normalize(x)
         h = self.forward_features(x)
         b, c = h.shape[:2]
-        y = self.head(self.head_drop(h.flatten(2))).reshape(b, c, self.horizon, self.n_quantiles).transpose(2, 3)
+        y = quantile_head(self.head, self.head_drop(h.flatten(2)), self.horizon, self.n_quantiles)
         if self.reconcile is not None:                              # per quantile: [B*Q, C, H]
             q = self.n_quantiles
             y = self.reconcile(y.transpose(1, 2).reshape(b * q, c, -1)).reshape(b, q, c, -1).transpose(1, 2)

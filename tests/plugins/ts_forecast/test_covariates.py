@@ -13,7 +13,7 @@ import sigplex.core as sp
 from sigplex.core.errors import UserError
 from sigplex.core.models import create_model
 from sigplex.datasets.tabular import calendar_features, read_series, read_static
-from sigplex.plugins.ts_forecast import dctnet, itransformer, tsmixer  # noqa: F401  (register)
+from sigplex.plugins.ts_forecast import dctnet, itransformer, ssmixer, tsmixer  # noqa: F401  (register)
 
 TINY = {"model.d_model": 16, "model.n_heads": 2, "model.d_ff": 32, "model.n_layers": 1, "data.lookback": 24,
         "data.horizon": 6, "trainer.max_steps": 100, "trainer.val_every": 100, "trainer.checkpoint_every": 100,
@@ -90,11 +90,11 @@ def test_calendar_features_follow_the_time_index():
         calendar_features(dates, ["week"])
 
 
-@pytest.mark.parametrize("name", ["itransformer", "tsmixer", "dctnet"])
+@pytest.mark.parametrize("name", ["itransformer", "tsmixer", "dctnet", "ssmixer"])
 def test_models_use_future_covariates_and_never_past_only_ones_ahead(name):
     torch.manual_seed(0)
     kw = {"d_model": 16, "n_layers": 1, "patch_len": 8, "stride": 8} if name != "itransformer" else {"d_model": 16}
-    if name != "tsmixer":
+    if name in ("itransformer", "dctnet"):
         kw.update(n_heads=2, d_ff=32)
     model = create_model(name, n_vars=2, lookback=32, horizon=8, n_hist=1, n_futr=2, n_stat=1, n_quantiles=3, **kw)
     for module in model.modules():                                       # leave the zero initialisation
