@@ -2,9 +2,9 @@
 
 Calendar features need no network: each of ``hour``, ``dow`` (day of week), ``dom`` (day of
 month), ``doy`` (day of year) and ``month`` becomes a sine and a cosine of its phase, so December
-is next to January. Holidays come from the ``holidays`` package (``pip install holidays``), as a
-0/1 column for one country code. Static features come from a side CSV in the long layout: one
-row per ``unique_id``.
+is next to January. Holidays come from the ``holidays`` package (``pip install holidays``; not a
+dependency: it needs python-dateutil < 3, the pinned stack has 4), as a 0/1 column for one
+country code. Static features come from a side CSV in the long layout: one row per ``unique_id``.
 
 >>> import pandas as pd
 >>> values, names = calendar_features(pd.date_range("2024-01-01", periods=3, freq="6h"), ["hour"])
@@ -41,7 +41,10 @@ def calendar_features(dates, names: Sequence[str]) -> tuple[np.ndarray, list[str
 
 def holiday_flags(dates, country: str) -> np.ndarray:
     """``[len(dates), 1]``: 1.0 on the public holidays of ``country`` (e.g. ``US``, ``DE``), else 0.0."""
-    holidays = require("holidays", "ts", "data.holidays (public holiday flags)")
+    try:
+        import holidays
+    except ImportError:
+        raise UserError("data.holidays needs the holidays package (pip install holidays); it is not installed") from None
     try:
         calendar = holidays.country_holidays(country, years=sorted(set(int(y) for y in dates.year)))
     except (KeyError, NotImplementedError):

@@ -63,7 +63,8 @@ class ForecastTask(Task):
         intended_use="Point forecasts of regularly sampled multivariate numeric series (e.g. hourly load, "
                      "sensor or weather readings) for the horizon after the last data.lookback rows, for the "
                      "series and time step the run was trained on.",
-        limitations="No uncertainty estimate. One model per dataset: the series (matched by name, else by "
+        limitations="Intervals only with model.quantiles or model.conformal, calibrated on the validation split "
+                    "(check conformal_coverage on test). One model per dataset: the series (matched by name, else by "
                     "position) and the time step must match training. Standardised with training statistics, "
                     "so a level or regime "
                     "change after training degrades it; error grows with the horizon. The default training "

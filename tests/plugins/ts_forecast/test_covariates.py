@@ -157,3 +157,24 @@ def test_hostile_covariate_inputs_are_answered_or_refused_in_one_line(runs, tmp_
     _, run, _ = runs
     report = check_hostile(sp.load_run(run), tmp_path, ["--checkpoint", run.path], "series.csv", evaluate=0)
     assert report["ok"] >= 2, report
+
+
+def test_holiday_flags_come_from_the_holidays_package(monkeypatch):
+    """The flag marks the package's dates (a stand-in module here: holidays needs python-dateutil < 3, the
+    pinned stack has 4); without the package the error says what to install."""
+    import datetime
+    import sys
+    import types
+
+    from sigplex.datasets.tabular import holiday_flags
+
+    fake = types.ModuleType("holidays")
+    fake.country_holidays = lambda code, years: {datetime.date(2024, 12, 25)} if code == "US" else {}[code]
+    monkeypatch.setitem(sys.modules, "holidays", fake)
+    dates = pd.date_range("2024-12-24", periods=3, freq="D")
+    np.testing.assert_array_equal(holiday_flags(dates, "US").ravel(), [0.0, 1.0, 0.0])
+    with pytest.raises(UserError, match="data.holidays: unknown country code 'XX'"):
+        holiday_flags(dates, "XX")
+    monkeypatch.setitem(sys.modules, "holidays", None)
+    with pytest.raises(UserError, match=r"data.holidays needs the holidays package \(pip install holidays\)"):
+        holiday_flags(dates, "US")
