@@ -101,7 +101,7 @@ def run(quick: bool = False) -> list[dict]:
 
     torch.set_num_threads(1)
     times = median_times_interleaved(step_fns(), repeat=5 if quick else 15, warmup=2)
-    rows = [{"bench": "ts_forecast_long", "what": "train step (ms), batch 32, horizon 96",
+    rows = [{"bench": "ts_forecast_long", "what": "train step (s), batch 32, horizon 96",
              "ours_s": round(times["ssmixer@720"], 4), "peer": "itransformer@96",
              "peer_s": round(times["itransformer@96"], 4),
              "ratio": round(times["itransformer@96"] / times["ssmixer@720"], 2)}]

@@ -178,3 +178,14 @@ def test_holiday_flags_come_from_the_holidays_package(monkeypatch):
     monkeypatch.setitem(sys.modules, "holidays", None)
     with pytest.raises(UserError, match=r"data.holidays needs the holidays package \(pip install holidays\)"):
         holiday_flags(dates, "US")
+
+
+def test_the_shipped_bike_rentals_read_with_their_weather():
+    """The committed real series (UCI bike sharing, CC BY 4.0): the weather columns are covariates, not targets."""
+    from helpers import ROOT
+
+    frame = read_series(ROOT / "tests" / "fixtures" / "ts" / "bike_sharing_daily.csv", targets=["cnt"],
+                        futr_exog=["temp", "hum", "weathersit", "workingday"])
+    assert frame.columns == ["cnt"] and frame.values.shape == (731, 1) and frame.freq == "D"
+    assert frame.exog.columns == ["temp", "hum", "weathersit", "workingday"] and frame.exog.values.shape == (731, 4)
+    assert np.corrcoef(frame.values[:, 0], frame.exog.values[:, 0])[0, 1] > 0.5   # warmer days, more rentals
