@@ -189,3 +189,26 @@ def test_the_shipped_bike_rentals_read_with_their_weather():
     assert frame.columns == ["cnt"] and frame.values.shape == (731, 1) and frame.freq == "D"
     assert frame.exog.columns == ["temp", "hum", "weathersit", "workingday"] and frame.exog.values.shape == (731, 4)
     assert np.corrcoef(frame.values[:, 0], frame.exog.values[:, 0])[0, 1] > 0.5   # warmer days, more rentals
+
+
+def test_static_features_in_the_long_layout_train_and_predict(tmp_path):
+    """data.static: one row per unique_id, standardised across series, saved with the run (predict needs no side file)."""
+    dates = pd.date_range("2024-01-01", periods=200, freq="h")
+    rng = np.random.default_rng(0)
+    long = pd.concat([pd.DataFrame({"unique_id": uid, "ds": dates, "y": level + rng.normal(size=200)})
+                      for uid, level in (("a", 1.0), ("b", 5.0), ("c", 9.0))])
+    long.to_csv(tmp_path / "long.csv", index=False)
+    (tmp_path / "static.csv").write_text("unique_id,size\nc,30\na,10\nb,20\n")
+    overrides = {**TINY, "trainer.max_steps": 4, "data.stat_exog": ["size"], "data.static": str(tmp_path / "static.csv")}
+    run = sp.fit("ts_forecast", data=tmp_path / "long.csv", overrides=overrides, out=tmp_path / "run")
+    state = sp.load_run(run).prepared.state
+    np.testing.assert_allclose(state["static"].ravel(), [-1.2247449, 0.0, 1.2247449], rtol=1e-6)   # a, b, c
+    assert run.config_dict["model"]["n_stat"] == 1 and np.isfinite(run.summary["test"]["mse"])
+    (tmp_path / "static.csv").unlink()
+    fc = pd.read_csv(sp.predict(run, str(tmp_path / "long.csv"), output=tmp_path / "fc.csv")[0])
+    assert list(fc.columns) == ["unique_id", "ds", "y"] and len(fc) == 3 * 6
+    wide = long.pivot(index="ds", columns="unique_id", values="y").reset_index().rename(columns={"ds": "date"})
+    wide.to_csv(tmp_path / "wide.csv", index=False)
+    with pytest.raises(UserError, match=r"data.static: .*wide.csv is in the wide layout"):
+        sp.fit("ts_forecast", data=tmp_path / "wide.csv", overrides={**overrides, "data.static": str(tmp_path / "x.csv")},
+               out=tmp_path / "run2")

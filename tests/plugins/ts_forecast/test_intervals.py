@@ -85,3 +85,12 @@ def test_quantiles_must_hold_the_median():
 
     with pytest.raises(UserError, match=r"model.quantiles=\[0.1, 0.9\]: expected increasing levels"):
         load_task("ts_forecast", overrides=["model.quantiles=[0.1,0.9]"])
+
+
+def test_long_layout_gets_quantile_columns(run, tmp_path):
+    wide = pd.read_csv(embedded_csv(1200, 7, 0), parse_dates=["date"]).iloc[:100]
+    long = wide.melt(id_vars="date", var_name="unique_id", value_name="y").rename(columns={"date": "ds"})
+    long[["unique_id", "ds", "y"]].to_csv(tmp_path / "long.csv", index=False)
+    fc = pd.read_csv(sp.predict(run, str(tmp_path / "long.csv"), output=tmp_path / "fc.csv")[0])
+    assert list(fc.columns) == ["unique_id", "ds", "y", "y_q10", "y_q50", "y_q90", "y_lo80", "y_hi80"]
+    assert len(fc) == 7 * 12 and (fc["y_q10"] <= fc["y_q90"]).all()
