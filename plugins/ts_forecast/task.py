@@ -127,6 +127,9 @@ class ForecastTask(Task):
                              season=baseline_season(cfg.data, state.get("freq")), quantiles=cfg.model.quantiles,
                              offsets=offsets, level=cfg.model.level)
 
+    def distill_outputs(self, model, batch, prepared):
+        return model(*model_inputs(batch))  # covariates and static features too
+
     def calibrate(self, model, prepared):
         """``model.conformal``: offsets of split-conformal intervals from every validation window."""
         return calibrate_model(model, prepared.val, prepared.config)
