@@ -26,6 +26,17 @@ import torch.nn.functional as F
 TINY_DECAY = 1e-18
 
 
+# the chunked mixers factorise a chunk's decays as exp(b_t) · exp(-b_s) (matmuls, few passes) only while the
+# chunk's total log-decay stays within this (8x for float64): exp(-b) <= e^40 cannot overflow float32. Chunks
+# with a stronger decay take an overflow-free path (the doubling scan, or GLA's pairwise differences).
+FACTOR_SPAN = 40.0
+
+
+def factor_span(dtype: torch.dtype) -> float:
+    """The largest total log-decay a chunk may span and still be factorised, for ``dtype``."""
+    return FACTOR_SPAN if dtype != torch.float64 else 8 * FACTOR_SPAN
+
+
 def _local(a: torch.Tensor, b: torch.Tensor, flush: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Recursive doubling along dim -2: (cumulative product of ``a``, ``h`` started from zero)."""
     step, n = 1, a.shape[-2]
@@ -103,4 +114,4 @@ def linear_scan(a: torch.Tensor, b: torch.Tensor, initial: torch.Tensor | None =
     return _LinearScan.apply(a.contiguous(), b.contiguous(), chunk)
 
 
-__all__ = ["TINY_DECAY", "linear_scan", "reverse_scan"]
+__all__ = ["FACTOR_SPAN", "TINY_DECAY", "factor_span", "linear_scan", "reverse_scan"]
