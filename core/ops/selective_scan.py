@@ -58,7 +58,7 @@ def _blocks(length: int, u: torch.Tensor, A: torch.Tensor, chunk: int) -> list[t
 
 def _factorisable(delta: torch.Tensor, A: torch.Tensor, chunk: int) -> bool:
     """Whether every chunk's decay ``exp(A·ΣΔ)`` stays above ``exp(-factor_span)`` (so ``1 / decay`` is finite)."""
-    (chunks,), _ = token_chunks((delta,), chunk, dim=-1)
+    (chunks,), _ = token_chunks((delta.abs(),), chunk, dim=-1)  # |Δ|: a negative Δ (growth) is bounded too
     span = chunks.sum(-1).amax((0, 2)) * A.abs().amax(-1)
     return bool(span.max() <= factor_span(delta.dtype))
 
