@@ -6,7 +6,8 @@ sizes below): a training step (forward, loss, backward, AdamW step) eager and co
 Each row: the engine's median step time (``ours_s``) against eager's (``peer_s``; ratio > 1 means
 the engine is faster), the one-time cost (``setup_s``: compilation, or export + session), the steps
 that pay it back (``payback_steps``: setup / time saved per step; empty when it never pays back),
-the torch allocator's peak of one step (``peak_mb``; not measured for ONNX Runtime, whose arena
+the graph breaks Dynamo reports (train rows), the torch allocator's peak of one step (``peak_mb``; not
+measured for ONNX Runtime, whose arena
 torch cannot see), and the largest output deviation from eager relative to its scale (``deviation``).
 Timings interleave the engines. The Inductor cache is cold (a fresh temporary cache) unless
 ``$SIGPLEX_BENCH_WARM`` is set. Then, as ``swin_unetr_volume`` does, whole-volume brain_seg inference
@@ -66,6 +67,8 @@ def _train_rows(plugin, name, make, inputs, size) -> list[dict]:
             opt.zero_grad(set_to_none=True)
 
         steps[engine] = step
+    explained = torch._dynamo.explain(models["torch"])(*inputs)
+    torch._dynamo.reset()
     t0 = time.perf_counter()
     steps["compiled"]()
     first = time.perf_counter() - t0
@@ -73,7 +76,7 @@ def _train_rows(plugin, name, make, inputs, size) -> list[dict]:
     setup = max(0.0, first - t["compiled"])
     saved = t["torch"] - t["compiled"]
     return [row("compiled_engines", t["compiled"], "eager", t["torch"], plugin=plugin, model=name, size=size,
-                mode="train step", engine="compiled", setup_s=round(setup, 2),
+                mode="train step", engine="compiled", graph_breaks=explained.graph_break_count, setup_s=round(setup, 2),
                 payback_steps=round(setup / saved) if saved > 0 else None,
                 peak_mb=round(peak_memory_mb(steps["compiled"]), 1),
                 peak_mb_eager=round(peak_memory_mb(steps["torch"]), 1))]
