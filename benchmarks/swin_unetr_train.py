@@ -62,9 +62,11 @@ def _compiled_rows(ours, monai, x, target, size, feature_size, device) -> list[d
 def run(quick: bool = False, device: str = "cpu", compiled: bool | None = None) -> list[dict]:
     from monai.networks.nets import SwinUNETR as MonaiSwinUNETR
 
+    from sigplex.core.kernels import choose_kernels
     from sigplex.plugins.brain_seg.swin_unetr import SwinUNETR
 
     torch.set_num_threads(2)
+    kernels = choose_kernels(device=device)  # the hand-written kernels this machine trains with, as platform train
     torch.manual_seed(0)
     feature_size = 12 if quick else 24
     rows = []
@@ -81,7 +83,8 @@ def run(quick: bool = False, device: str = "cpu", compiled: bool | None = None) 
         extra = {} if torch.device(device).type == "cpu" else {"device": str(device)}
         rows.append(row("swin_unetr_train", t["ours"], "monai SwinUNETR", t["monai"], input=f"1x4x{size}^3",
                         feature_size=feature_size, peak_mb_ours=round(mem_ours, 1), peak_mb_peer=round(mem_monai, 1),
-                        memory_ratio=round(mem_monai / mem_ours, 3) if mem_ours else None, **extra))
+                        memory_ratio=round(mem_monai / mem_ours, 3) if mem_ours else None,
+                        kernels_off=",".join(k for k, on in kernels.items() if not on) or "none", **extra))
         if (compiled if compiled is not None else os.environ.get("SIGPLEX_BENCH_COMPILED") == "1") and size == 64:
             rows += _compiled_rows(ours, monai, x, target, size, feature_size, device)
     return rows
