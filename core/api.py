@@ -95,14 +95,15 @@ def fit(plugin: str, *, task: str | None = None, data: str | Path | None = None,
 
 def evaluate(checkpoint: str | Path | None, *, data: str | Path | None = None, plugin: str | None = None,
              task: str | None = None, split: str = "test", overrides=None, device: str = "cpu",
-             pm: PluginManager | None = None, config=None) -> dict[str, float]:
+             pm: PluginManager | None = None, config=None, engine: str = "torch") -> dict[str, float]:
     """Evaluate a run on its test split, or on all of ``data`` with the run's fitted state.
 
     ``checkpoint`` may also be a bare weights file (``config``: a preset or YAML for it) or None
     for the task's shipped weights (with ``plugin``), scored on ``data`` or the task's default data.
+    ``engine``: as for ``platform predict --engine`` (:mod:`sigplex.core.engines`).
     """
     predictor = load_predictor(checkpoint, plugin=plugin, task=task, overrides=as_overrides(overrides), device=device,
-                               pm=pm, config=config)
+                               pm=pm, config=config, engine=engine)
     return predictor.evaluate(data, split=split)
 
 

@@ -194,6 +194,7 @@ def model_provenance(predictor) -> dict:
         "config_sha256": config_sha256(predictor.config),
         "device": str(model_device(predictor.model)),
         "engine": getattr(predictor, "engine", "torch"),
+        "engine_choice": getattr(predictor, "engine_choice", None),  # --engine auto: the probe's measurements
     }
 
 

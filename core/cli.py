@@ -13,6 +13,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from .engines import CHOICES
 from .errors import PartialOutput, UserError, first_line, one_line
 from .limits import DEFAULT_MAX_INPUT_MB, input_limit
 
@@ -40,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help=f"override a config value, e.g. --set {example} (repeatable)")
 
+    def engine_arg(sp):
+        sp.add_argument("--engine", default="torch", choices=CHOICES,
+                        help="run the model in torch (eager), torch.compile, ONNX Runtime (RUN/export/model.onnx, "
+                             "exported if missing), or the fastest of them here by a measured probe (auto)")
+
     train = sub.add_parser("train", help="train a task", parents=[common])
     task_args(train, required=False)
     train.add_argument("--data", help="data file or folder (default: the task's embedded data)")
@@ -64,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", help="labelled data to evaluate on, all of it (default: the run's test split)")
     set_arg(ev, "data.fill=ffill")
     ev.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    engine_arg(ev)
     ev.add_argument("--json", action="store_true", help="print JSON")
     ev.add_argument("--max-input-mb", type=float, default=DEFAULT_MAX_INPUT_MB,
                     help="the most memory one input may hold, in MB (default 2048; larger inputs are refused)")
@@ -89,8 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--workers", type=int, default=2, help="with --ray: Ray actors, each loading the model once")
     pr.add_argument("--threads-per-worker", type=int, default=1, help="with --ray: torch threads per actor")
     pr.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    pr.add_argument("--engine", default="torch", choices=["torch", "onnxruntime"],
-                    help="run the model in torch, or in ONNX Runtime from RUN/export/model.onnx (exported if missing)")
+    engine_arg(pr)
     pr.add_argument("--max-input-mb", type=float, default=DEFAULT_MAX_INPUT_MB,
                     help="the most memory one input may hold, in MB (default 2048; larger inputs are refused)")
 
@@ -106,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--timeout-s", type=float, default=60.0, help="answer 503 when a prediction takes longer")
     sv.add_argument("--queue", type=int, default=8, help="requests that may wait; more get 429")
     sv.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    sv.add_argument("--engine", default="torch", choices=["torch", "onnxruntime"])
+    engine_arg(sv)
 
     man = sub.add_parser("manifest", help="manifests of batch predictions", parents=[common])
     msub = man.add_subparsers(dest="manifest_command", required=True)
@@ -203,7 +209,7 @@ def _cmd_evaluate(args) -> int:
     from . import api
 
     metrics = api.evaluate(args.checkpoint, data=args.data, plugin=args.plugin, task=args.task,
-                           overrides=args.overrides, device=args.device, config=args.config)
+                           overrides=args.overrides, device=args.device, config=args.config, engine=args.engine)
     if args.json:
         print(json.dumps(metrics))
     else:

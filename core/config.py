@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -36,6 +36,8 @@ class TrainerConfig(Section):
     accumulate: int = Field(1, ge=1, description="micro-batches per optimizer step")
     clip_grad_norm: Optional[float] = Field(None, gt=0)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    compile: Union[bool, Literal["default", "reduce-overhead", "max-autotune"]] = Field(
+        False, description="torch.compile the model for training (true, or an Inductor mode)")
     seed: int = 0
     val_every: int = Field(50, ge=1, description="validate every N optimizer steps (and at the end)")
     log_every: int = Field(10, ge=1)

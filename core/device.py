@@ -52,13 +52,88 @@ def device_type(device) -> str:
     return device.split(":", 1)[0]
 
 
-def cpu_fast_path(device) -> bool:
-    """Whether the CPU-tuned kernels run on ``device`` (see the module docstring): only on ``cpu``.
+#: The hand-written CPU kernels chosen per machine (see :mod:`sigplex.core.kernels`): name -> on/off.
+KERNELS = ("window_backward", "instance_norm", "depth_split_conv")
+_KERNEL_CHOICE: dict[str, bool] = {}
+
+
+def cpu_fast_path(device, kernel: str | None = None) -> bool:
+    """Whether the CPU-tuned kernels run on ``device`` (see the module docstring): only on ``cpu``, in eager.
 
     Any other device type takes the standard PyTorch path, so code tuned for this machine's CPU never
-    decides what a GPU computes. ``device``: as for :func:`device_type`.
+    decides what a GPU computes. Under ``torch.compile`` the standard path is traced too: Inductor fuses
+    it into kernels of its own, and the hand-written ones (oneDNN calls, autograd Functions) would only
+    break the graph. ``kernel`` (one of :data:`KERNELS`) also asks whether that kernel was chosen for
+    this machine (:func:`set_kernel_choices`; on when nothing was chosen). ``device``: as for
+    :func:`device_type`.
     """
-    return device_type(device) == "cpu"
+    if device_type(device) != "cpu":
+        return False
+    import torch
+
+    if torch.compiler.is_compiling():
+        return False
+    return kernel is None or _KERNEL_CHOICE.get(kernel, True)
+
+
+def set_kernel_choices(choices: dict[str, bool]) -> dict[str, bool]:
+    """Use (True) or leave (False) each hand-written kernel of :data:`KERNELS` from now on; returns the previous.
+
+    >>> previous = set_kernel_choices({"instance_norm": False})
+    >>> cpu_fast_path("cpu", "instance_norm"), cpu_fast_path("cpu", "window_backward")
+    (False, True)
+    >>> _ = set_kernel_choices(previous)
+    """
+    unknown = set(choices) - set(KERNELS)
+    if unknown:
+        raise ValueError(f"unknown kernel(s) {sorted(unknown)}; expected {', '.join(KERNELS)}")
+    previous = dict(_KERNEL_CHOICE)
+    _KERNEL_CHOICE.clear()
+    _KERNEL_CHOICE.update({k: bool(v) for k, v in choices.items()})
+    return previous
+
+
+def kernel_choices() -> dict[str, bool]:
+    """The choice of every kernel of :data:`KERNELS` now in force."""
+    return {k: _KERNEL_CHOICE.get(k, True) for k in KERNELS}
+
+
+def cpu_info() -> dict:
+    """The CPU's model name and the vector/matrix ISA extensions kernels can use (``AVX-512``, ``AMX``...).
+
+    Read from ``/proc/cpuinfo`` on Linux; elsewhere the model is :func:`platform.processor` and the
+    ISA list is empty.
+    """
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                name, _, value = line.partition(":")
+                if name.strip() == "model name" and value.strip():
+                    model = value.strip()
+                elif name.strip() in ("flags", "Features"):
+                    flags = set(value.split())
+                if flags and model:
+                    break
+    except OSError:
+        pass
+    isa = [label for label, flag in (("AVX2", "avx2"), ("AVX-512", "avx512f"), ("AVX512-BF16", "avx512_bf16"),
+                                     ("AMX", "amx_tile"), ("NEON", "asimd"), ("SVE", "sve")) if flag in flags]
+    return {"model": model, "isa": isa}
+
+
+def kernel_libraries() -> dict:
+    """What computes torch's CPU kernels here: ISA level torch dispatches to, BLAS, oneDNN, versions."""
+    import re
+
+    import torch
+
+    build = torch.__config__.show()
+    blas = re.search(r"BLAS_INFO=([^,\s]+)", build)
+    onednn = re.search(r"(?:MKL-DNN|oneDNN) (v[\d.]+)", build)
+    return {"torch": torch.__version__, "capability": torch.backends.cpu.get_cpu_capability(),
+            "isa": cpu_info()["isa"], "blas": blas.group(1) if blas else "unknown",
+            "onednn": onednn.group(1) if onednn else "none"}
 
 
 def machine() -> dict:

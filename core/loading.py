@@ -5,6 +5,7 @@ ready model (:func:`sigplex.core.run.ready_model`) and wrap it, on the torch eng
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from .compat import V1TaskAdapter, is_v1_run, prepare, upgrade_v2
@@ -145,27 +146,104 @@ def load_weights(path: str | Path, plugin: str | None, task: str | None = None, 
     return with_engine(predictor, engine)
 
 
-def with_engine(predictor: Predictor, engine: str) -> Predictor:
-    """Swap the torch module for an ONNX Runtime session (exporting ``RUN/export/model.onnx`` if needed)."""
-    from .engines import ENGINES, OnnxModel
+def with_engine(predictor: Predictor, engine: str, *, probing: bool = False) -> Predictor:
+    """Run ``predictor``'s model on ``engine`` (see :mod:`sigplex.core.engines`): ``torch`` leaves it as it
+    is, ``compiled`` wraps it in ``torch.compile``, ``onnxruntime`` swaps in a session on
+    ``RUN/export/model.onnx`` (exported if needed; while ``probing``, into the machine cache instead),
+    ``auto`` picks one of them by a measured probe."""
+    from .compiling import compile_module
+    from .engines import CHOICES, OnnxModel
 
-    if engine not in ENGINES:
-        raise UserError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    if engine not in CHOICES:
+        raise UserError(f"--engine {engine!r}: expected one of {', '.join(CHOICES)}")
+    if engine == "auto":
+        return _auto_engine(predictor)
     predictor.engine = engine
     if engine == "torch":
         return predictor
-    if predictor.run is not None:
-        path = predictor.run.export_file("onnx")
-        if not path.is_file():
-            export_predictor(predictor, "onnx", path)
-    else:  # shipped or bare weights: export to a private temporary folder, never into the package
-        import tempfile
-
-        path = Path(tempfile.mkdtemp(prefix="sigplex-ort-")) / "model.onnx"
-        export_predictor(predictor, "onnx", path)
     predictor.torch_model = predictor.model
-    predictor.model = OnnxModel(path)
+    if engine == "compiled":
+        predictor.model = compile_module(predictor.model, True, what="--engine compiled")
+    else:
+        predictor.model = OnnxModel(_onnx_file(predictor, probing))
     return predictor
+
+
+def _onnx_file(predictor: Predictor, probing: bool = False) -> Path:
+    """The run's ``export/model.onnx`` (exported if missing); for shipped or bare weights, and for a probe
+    of a run not exported yet, one in the machine cache keyed by the weights (never into a package)."""
+    path = predictor.run.export_file("onnx") if predictor.run is not None else None
+    if path is None or (probing and not path.is_file()):
+        from .batch import model_provenance
+        from .cache import cache_root
+
+        path = cache_root() / "onnx" / model_provenance(predictor)["checkpoint_sha256"][:24] / "model.onnx"
+    if not path.is_file():
+        export_predictor(predictor, "onnx", path, overwrite=True)
+    return path
+
+
+def _auto_engine(predictor: Predictor) -> Predictor:
+    """``--engine auto``: this machine's choice for this checkpoint (cached), measured when there is none."""
+    from .batch import model_provenance
+    from .cache import read_record, write_record
+
+    base = model_provenance(predictor)
+    key = {k: base[k] for k in ("plugin", "task", "checkpoint_sha256", "config_sha256", "device")}
+    record = read_record("engine", key) if key["checkpoint_sha256"] else None
+    if record is None:
+        record = _probe_engines(predictor)
+        if key["checkpoint_sha256"]:
+            write_record("engine", key, record)
+    else:
+        record = {**record, "cached": True}
+    with_engine(predictor, record["engine"], probing=True)
+    predictor.engine_choice = {"requested": "auto", **record}
+    return predictor
+
+
+def _probe_engines(predictor: Predictor) -> dict:
+    """Measure ``predict`` on the task's sample input with each engine; the choice and what decided it."""
+    import copy
+    import tempfile
+
+    from .engines import ENGINES, PROBE_BUDGET_S, choose_engine, outputs_agree, steady_latency
+    from .errors import first_line
+
+    task = predictor.task
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="sigplex-probe-") as folder:
+        samples = task.sample_inputs(predictor.prepared, Path(folder))
+        if not samples:
+            return {"engine": "torch", "reason": f"task {task.name!r} has no sample input to measure"}
+        example = task.example_input(predictor.prepared)
+        example = example if isinstance(example, tuple) else (example,)
+        reference = _model_outputs(predictor.model, example)
+        latency, notes, deviation = {}, {}, {}
+        for name in ENGINES:
+            try:
+                candidate = with_engine(copy.copy(predictor), name, probing=True) if name != "torch" else predictor
+                if name != "torch":
+                    deviation[name] = outputs_agree(reference, _model_outputs(candidate.model, example),
+                                                    task.engine_tolerance)
+                    if deviation[name] is None:
+                        notes[name] = f"outputs differ from torch's by more than {task.engine_tolerance:g}"
+                        continue
+                timing = steady_latency(lambda c=candidate: c.predict(samples[0]), PROBE_BUDGET_S / len(ENGINES))
+                latency[name] = timing["latency_s"]
+            except Exception as err:  # noqa: BLE001 -- an engine that cannot run this model is not chosen
+                notes[name] = f"{type(err).__name__}: {first_line(err)}"
+    return {"engine": choose_engine(latency), "latency_s": latency, "deviation": deviation, "notes": notes,
+            "probe_s": round(time.perf_counter() - started, 2)}
+
+
+def _model_outputs(model, example: tuple):
+    import torch
+
+    if hasattr(model, "eval"):
+        model.eval()
+    with torch.no_grad():
+        return model(*example)
 
 
 def load_predictor(checkpoint: str | Path | None, *, plugin: str | None = None, task: str | None = None,

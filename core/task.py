@@ -201,6 +201,7 @@ class Task:
     * ``distill_loss`` — how a student matches a teacher: ``"kl"`` (logits) or ``"mse"`` (outputs).
     * ``defaults`` — config values beneath the config class's defaults (nested dict; rarely needed).
     * ``contract`` — the task contract the class is written against (the core records it with each run).
+    * ``engine_tolerance`` — how far another engine's model outputs may lie from torch's, relative to their scale.
     """
 
     name: ClassVar[str] = "task"
@@ -218,6 +219,7 @@ class Task:
     distill_loss: ClassVar[str] = "kl"
     defaults: ClassVar[Mapping[str, Any]] = {}
     contract: ClassVar[int] = CONTRACT_VERSION
+    engine_tolerance: ClassVar[float] = 1e-3
 
     # --- building -------------------------------------------------------------------
     def build_data(self, config, data: Path | None) -> Prepared:

@@ -55,6 +55,7 @@ from .window_autograd import BiasedAttention, TableRows, gather_rows, needs_own_
 from .window_geometry import (
     MASK_VALUE,
     WindowPlan,
+    build_shift_mask,
     clear_window_caches,
     effective_window,
     pad_to_window,
@@ -123,7 +124,8 @@ class WindowAttention(nn.Module):
     def _combined(self, n: int, masks: torch.Tensor | None, key) -> torch.Tensor:
         """``bias + mask`` as ``[G, heads, n, n]`` (G = 1 without mask); cached when no grad flows."""
         table = self.relative_position_bias_table
-        cacheable = not (torch.is_grad_enabled() and table.requires_grad) and not torch.jit.is_tracing()
+        cacheable = (not (torch.is_grad_enabled() and table.requires_grad) and not torch.jit.is_tracing()
+                     and not torch.compiler.is_compiling())
         if cacheable:
             ckey = (key, n, table.data_ptr(), table._version, table.dtype, self.relative_position_index._version)
             hit = self._bias_cache.get(ckey)
@@ -160,7 +162,8 @@ class WindowAttention(nn.Module):
             # [B, nW*heads, n, hd] so that the [nW*heads, n, n] bias+mask broadcasts over the batch
             qkv = qkv.view(b // nw, nw, n, 3, h, c // h).permute(3, 0, 1, 4, 2, 5)
             q, k, v = qkv.reshape(3, b // nw, nw * h, n, c // h).unbind(0)
-            comb = self._combined(n, mask, ("mask", mask.data_ptr(), mask._version, tuple(mask.shape)))
+            key = None if torch.compiler.is_compiling() else ("mask", mask.data_ptr(), mask._version, tuple(mask.shape))
+            comb = self._combined(n, mask, key)
             out = attention(q, k, v, bias=comb.reshape(1, nw * h, n, n), scale=self.scale, dropout_p=self._drop())
             out = out.view(b // nw, nw, h, n, c // h).permute(0, 1, 3, 2, 4).reshape(b, n, c)
         return self.proj_drop(self.proj(out))
@@ -175,6 +178,8 @@ class WindowAttention(nn.Module):
         """
         b, *spatial, c = x.shape
         nd = len(spatial)
+        if torch.compiler.is_compiling():
+            return self._forward_grid_rolled(x, per_dim(shift_size, nd), window_size or self.window_size)
         plan = window_plan(spatial, window_size or self.window_size, per_dim(shift_size, nd), x.device)
         h, n = self.num_heads, plan.tokens
         fwd, inv, fwd_adj, inv_adj, pad_slots, pad_rows = plan.batched_indices(b)
@@ -205,6 +210,26 @@ class WindowAttention(nn.Module):
         out = outs[0] if len(outs) == 1 else torch.cat(outs, 0)
         out = gather_rows(out, inv, inv_adj, pad_grad_row=True).view(b, *spatial, c)
         return self.proj_drop(self.proj(out))
+
+    def _forward_grid_rolled(self, x: torch.Tensor, shift_size: Sequence[int], window_size: Sequence[int]):
+        """:meth:`forward_grid` as MONAI computes it (pad, roll, partition, attend, reverse, roll, crop).
+
+        The path ``torch.compile`` traces: shape-only ops that Inductor fuses, where the plan's
+        gathers and caches of the eager path would break the graph.
+        """
+        spatial = tuple(x.shape[1:-1])
+        window, shift = effective_window(spatial, per_dim(window_size, len(spatial)), shift_size)
+        grid = pad_to_window(x, window)
+        padded = tuple(grid.shape[1:-1])
+        dims = tuple(range(1, len(spatial) + 1))
+        mask = None
+        if any(shift):
+            grid = torch.roll(grid, tuple(-s for s in shift), dims)
+            mask = build_shift_mask(padded, window, shift, x.device)
+        out = window_reverse(self.forward(window_partition(grid, window), mask), window, padded)
+        if any(shift):
+            out = torch.roll(out, shift, dims)
+        return out[tuple(slice(None, s) for s in (out.shape[0], *spatial))]
 
 
 __all__ = [

@@ -140,13 +140,14 @@ def shifted_window_mask(padded: Sequence[int], window: Sequence[int], shift: Seq
     padded, window, shift = tuple(map(int, padded)), tuple(map(int, window)), tuple(map(int, shift))
     device = torch.device(device if device is not None else "cpu")
     key = (padded, window, shift, str(device))
+    return _cache_get(_MASK_CACHE, key, lambda: build_shift_mask(padded, window, shift, device))
 
-    def build():
-        labels = _region_labels(padded, window, shift, device)
-        windows = window_partition(labels[None, ..., None], window)[..., 0]  # [nW, N]
-        return _mask_from_labels(windows)
 
-    return _cache_get(_MASK_CACHE, key, build)
+def build_shift_mask(padded: Sequence[int], window: Sequence[int], shift: Sequence[int], device=None) -> torch.Tensor:
+    """:func:`shifted_window_mask` without the cache: shape-only ops, so ``torch.compile`` traces it."""
+    labels = _region_labels(padded, window, shift, device)
+    windows = window_partition(labels[None, ..., None], window)[..., 0]  # [nW, N]
+    return _mask_from_labels(windows)
 
 
 class WindowPlan:
@@ -258,6 +259,7 @@ def window_plan(spatial: Sequence[int], window_size: Sequence[int], shift_size: 
 __all__ = [
     "MASK_VALUE",
     "WindowPlan",
+    "build_shift_mask",
     "clear_window_caches",
     "effective_window",
     "pad_to_window",

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .. import run as runs
 from ..compat import prepare, step_result
+from ..compiling import compile_module
 from ..device import resolve_device
 from ..errors import UserError
 from . import checkpoint as ckpt
@@ -113,6 +114,7 @@ class Trainer:
             shutdown(self.dist)
 
     def _fit(self, data, resume):
+        self.run_info["kernels"] = records.settle_kernels(self.dist, self.run_info, self.device, resume)
         self._prepare_data(data)
         self._write_run_files(resume)
         model = self.model = self._build_model()
@@ -192,13 +194,13 @@ class Trainer:
 
     def _train(self, model, resume: bool) -> None:
         tcfg, state, main = self.config.trainer, self.state, self.dist.is_main
-        self.train_view = model
+        self.train_view = compile_module(model, tcfg.compile)  # the model itself unless trainer.compile
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
             self.ddp = DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-            self.train_view = DDPView(self.ddp)
+            self.train_view = DDPView(compile_module(self.ddp, tcfg.compile))
         loader = self._loader()
         self.logger = MetricLogger(self.run_dir, tensorboard=tcfg.tensorboard, mlflow=tcfg.mlflow,
                                    config=self.config.model_dump(mode="json")) if main else None

@@ -24,17 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+from sigplex.core.cache import cache_root
+
 MI_CHANNELS = ["Fz", "FC3", "FC1", "FCz", "FC2", "FC4", "C5", "C3", "C1", "Cz", "C2", "C4", "C6",
                "CP3", "CP1", "CPz", "CP2", "CP4", "P1", "Pz", "P2", "POz"]
 SZ_CHANNELS = ["Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "T7", "C3", "Cz", "C4", "T8", "P7", "P3", "Pz",
                "P4", "P8", "O1", "O2"]
 MI_CLASSES = ["left_hand", "right_hand"]
 VERSION = 1
-
-
-def cache_root() -> Path:
-    """``$SIGPLEX_CACHE`` (default ``~/.cache/sigplex``)."""
-    return Path(os.environ.get("SIGPLEX_CACHE") or Path.home() / ".cache" / "sigplex")
 
 
 def standard_montage():

@@ -19,6 +19,8 @@ from typing import Sequence
 
 import numpy as np
 
+from sigplex.core.cache import cache_root
+
 from .sources import MODALITIES
 
 PHANTOM_VERSION = 1
@@ -35,12 +37,6 @@ _CONTRAST = {
 }
 # Tissue → BraTS 2021 label.
 _LABEL_OF_TISSUE = np.array([0, 0, 0, 0, 0, 2, 4, 1, 0, 0], dtype=np.uint8)
-
-
-def cache_root() -> Path:
-    """``$SIGPLEX_CACHE`` or ``~/.cache/sigplex``."""
-    env = os.environ.get("SIGPLEX_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "sigplex"
 
 
 def phantom_affine(shape: Sequence[int]) -> np.ndarray:

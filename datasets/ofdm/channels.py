@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from sigplex.core.cache import cache_root
 
 SPEED_OF_LIGHT = 299792458.0
 CHANNEL_MODELS = ("TDL-A", "TDL-B", "TDL-C", "TDL-D", "TDL-E", "CDL-A", "CDL-B", "CDL-C", "CDL-D", "CDL-E")
@@ -199,7 +200,7 @@ class ArrayOFDM(torch.utils.data.Dataset):
 
 def cache_dir() -> Path:
     """``$SIGPLEX_CACHE/ofdm_chest`` (default ``~/.cache/sigplex/ofdm_chest``)."""
-    return Path(os.environ.get("SIGPLEX_CACHE", Path.home() / ".cache" / "sigplex")) / "ofdm_chest"
+    return cache_root() / "ofdm_chest"
 
 
 def cached_set(n: int, seed: int, grid: OFDMGrid = OFDMGrid(), cond: Conditions = Conditions(),

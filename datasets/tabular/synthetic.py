@@ -7,10 +7,11 @@ The CSV is written once, atomically, under ``$SIGPLEX_CACHE/ts_forecast/`` (defa
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from sigplex.core.cache import cache_root
 
 
 def make_synthetic(n_rows: int = 14400, n_channels: int = 7, seed: int = 0, start: str = "2020-01-01"):
@@ -47,8 +48,7 @@ def make_synthetic(n_rows: int = 14400, n_channels: int = 7, seed: int = 0, star
 
 def cache_dir() -> Path:
     """``$SIGPLEX_CACHE/ts_forecast`` (default ``~/.cache/sigplex/ts_forecast``)."""
-    root = os.environ.get("SIGPLEX_CACHE") or str(Path.home() / ".cache" / "sigplex")
-    return Path(root) / "ts_forecast"
+    return cache_root() / "ts_forecast"
 
 
 def embedded_csv(n_rows: int = 14400, n_channels: int = 7, seed: int = 0) -> Path:

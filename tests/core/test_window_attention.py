@@ -408,3 +408,18 @@ def test_training_forward_gives_sdpa_a_constant_mask(monkeypatch, shift):
     mod = make_attn()
     mod.forward_grid(torch.randn(1, 6, 6, 6, 12, requires_grad=True), shift).sum().backward()
     assert seen and all(s == (False, 4) for s in seen)
+
+
+@pytest.mark.parametrize("shift", [(0, 0, 0), (2, 2, 2), (2, 0, 1)])
+def test_the_rolled_grid_path_torch_compile_traces_equals_the_plan_path(shift):
+    """Under torch.compile forward_grid runs MONAI's roll/partition steps; eager, both give the same grid."""
+    torch.manual_seed(0)
+    attn = WindowAttention(16, 2, (4, 4, 4)).double()
+    x = torch.randn(2, 6, 7, 5, 16, dtype=torch.float64, requires_grad=True)
+    planned = attn.forward_grid(x, shift)
+    (gx_plan, gt_plan) = torch.autograd.grad(planned.square().sum(), (x, attn.relative_position_bias_table))
+    rolled = attn._forward_grid_rolled(x, shift, attn.window_size)
+    (gx_roll, gt_roll) = torch.autograd.grad(rolled.square().sum(), (x, attn.relative_position_bias_table))
+    torch.testing.assert_close(rolled, planned, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(gx_roll, gx_plan, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(gt_roll, gt_plan, rtol=1e-10, atol=1e-12)
