@@ -9,7 +9,7 @@ start (``b <= 0``, decreasing): inside a chunk ``o_t += Σ_{s<=t} Σ_d q_t[d] k_
 While every chunk's decay stays above ``e^-40`` (``scan.factor_span``) that is one matmul of the factors
 ``(q ⊙ e^b)(k ⊙ e^-b)ᵀ``; beyond, where ``e^-b`` could overflow, the exponent is formed as a difference
 first (``<= 0`` on and below the diagonal, clamped above it), ``O(C²·K)`` elementwise per chunk, so no
-``exp`` overflows however strong the decay (ONNX exports take this path always). Across chunks
+``exp`` overflows however strong the decay (exports and ``torch.compile`` take this path always). Across chunks
 ``o_t += (q_t ⊙ e^{b_t}) S_in`` and the chunk states follow
 ``S_out = e^{b_end} ⊙ S_in + Σ_s (k_s ⊙ e^{b_end - b_s}) v_sᵀ`` (every factor ``<= 1``), a
 :func:`~sigplex.core.ops.scan.linear_scan` over chunks. Cost ``O(T·(C·K + K·V))``.
@@ -28,6 +28,7 @@ from __future__ import annotations
 import torch
 
 from .chunks import token_chunks
+from .inference import capturing
 from .scan import factor_span, linear_scan
 
 
@@ -45,8 +46,7 @@ def gated_linear_attention(q, k, v, log_g, scale: float | None = None, initial_s
     b = log_g.cumsum(-2)
     future = torch.ones(c, c, dtype=torch.bool, device=q.device).triu(1)
     q_decayed = q * torch.exp(b)
-    exporting = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
-    if not exporting and bool(b[..., -1, :].min() >= -factor_span(b.dtype)):
+    if not capturing() and bool(b[..., -1, :].min() >= -factor_span(b.dtype)):
         # every chunk's decay stays above e^-40: exp(-b) is finite, the scores are one matmul
         scores = q_decayed @ (k * torch.exp(-b)).transpose(-1, -2)
     else:  # exp(b_t - b_s) <= 1 for s <= t; above the diagonal the exponent is clamped to 0, the score masked

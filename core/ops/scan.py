@@ -21,6 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .inference import capturing
+
 # decays below this count as zero in the scans that ask for it (``flush``): every product of two kept
 # decays is then >= 1e-36, a normal float32, so no step computes with denormals (10-100x slower on x86)
 TINY_DECAY = 1e-18
@@ -109,8 +111,8 @@ def linear_scan(a: torch.Tensor, b: torch.Tensor, initial: torch.Tensor | None =
     if initial is not None:  # fold h_{-1} into the first input: b_0 + a_0 h_{-1}
         b = torch.cat((b[..., :1, :] + a[..., :1, :] * initial.unsqueeze(-2), b[..., 1:, :]), -2)
     chunk = max(2, int(chunk_size))
-    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-        return _scan(a, b, chunk)  # exporters record the plain ops (a fixed-length graph)
+    if capturing():
+        return _scan(a, b, chunk)  # exporters and torch.compile record the plain ops
     return _LinearScan.apply(a.contiguous(), b.contiguous(), chunk)
 
 

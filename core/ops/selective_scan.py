@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .chunks import token_chunks
+from .inference import capturing
 from .scan import TINY_DECAY, _scan, factor_span, reverse_scan
 
 _LOG_TINY = math.log(TINY_DECAY)
@@ -197,8 +198,8 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     chunk = max(2, int(chunk_size))
     if u.shape[-1] == 0:
         y, last = u.clone(), h0
-    elif torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-        y, _, _, last = _forward(u, delta, A, B, C, h0, chunk, factor=False)  # exporters record plain ops
+    elif capturing():  # exports and torch.compile record plain ops, without the data-dependent path choice
+        y, _, _, last = _forward(u, delta, A, B, C, h0, chunk, factor=False)
     else:
         y, last = _SelectiveScan.apply(u, delta, A, B, C, h0, chunk)
     y = _output(y, u, D, z)
