@@ -9,7 +9,8 @@ the same tensors (no DataLoader, no logging) gives the floor both loops are meas
 Throughput = training windows per second between step ``WARM`` and the last step (ours: the last
 but one, as the last also validates and checkpoints), timed by a callback in each loop.
 Metric: accuracy of each trained model on the same test-subject windows.
-ratio = peer seconds per window / ours (> 1: the sigplex Trainer is faster).
+ratio = peer seconds per window / ours (> 1: the sigplex Trainer is faster). A second row trains ours with
+``trainer.compile=true`` (the compilation falls in the warm-up steps, before the timed ones).
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def _accuracy(model, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((pred == y).float().mean())
 
 
-def _train_ours(init: Path, steps: int, test) -> dict:
+def _train_ours(init: Path, steps: int, test, compiled: bool = False) -> dict:
     import sigplex.core as sp
     from sigplex.core.run import latest_valid_checkpoint
     from sigplex.core.train.callbacks import Callback
@@ -55,7 +56,8 @@ def _train_ours(init: Path, steps: int, test) -> dict:
                  "trainer.checkpoint_every": steps, "trainer.log_every": steps, "trainer.progress": "none",
                  "trainer.tensorboard": False, "trainer.num_workers": 0, "trainer.drop_last": True,
                  "optim.name": "adam", "optim.lr": LR,
-                 "optim.weight_decay": 0.0, "optim.schedule": "constant", "optim.warmup_steps": 0}
+                 "optim.weight_decay": 0.0, "optim.schedule": "constant", "optim.warmup_steps": 0,
+                 "trainer.compile": compiled}
     with tempfile.TemporaryDirectory() as tmp:
         run = sp.fit("eeg_conformer", task=TASK, overrides=overrides, init_from=init, out=Path(tmp) / "run",
                      callbacks=[StepTimer()])
@@ -117,15 +119,17 @@ def run(quick: bool = False) -> list[dict]:
         init = Path(tmp) / "init.safetensors"
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(init))
         ours = _train_ours(init, steps, test)
+        ours_compiled = _train_ours(init, steps, test, compiled=True)
     torch.manual_seed(0)
     np.random.seed(0)
     bare_model = task.build_model(prepared.config)
     bare_model.load_state_dict(model.state_dict())
     peer = _train_peer(model, train, epochs, test)
     bare = _train_bare(bare_model, train, steps)
-    return [row("eeg_train_loops", BATCH / ours["windows_per_s"], "braindecode EEGClassifier (skorch)",
-                BATCH / peer["windows_per_s"], model="dbconformer", task=TASK, train_windows=len(train),
-                epochs=epochs, steps_ours=ours["steps"], steps_peer=peer["steps"],
-                windows_per_s_ours=round(ours["windows_per_s"], 1), windows_per_s_peer=round(peer["windows_per_s"], 1),
+    return [row("eeg_train_loops", BATCH / mine["windows_per_s"], "braindecode EEGClassifier (skorch)",
+                BATCH / peer["windows_per_s"], model="dbconformer", task=TASK, engine=engine, train_windows=len(train),
+                epochs=epochs, steps_ours=mine["steps"], steps_peer=peer["steps"],
+                windows_per_s_ours=round(mine["windows_per_s"], 1), windows_per_s_peer=round(peer["windows_per_s"], 1),
                 windows_per_s_bare_loop=round(bare["windows_per_s"], 1),
-                test_accuracy_ours=round(ours["accuracy"], 4), test_accuracy_peer=round(peer["accuracy"], 4))]
+                test_accuracy_ours=round(mine["accuracy"], 4), test_accuracy_peer=round(peer["accuracy"], 4))
+            for engine, mine in (("eager", ours), ("compiled", ours_compiled))]

@@ -25,22 +25,30 @@ def windows(shape) -> int:
     return math.prod(max(1, math.ceil((s - r) / st) + 1) if s > r else 1 for s, r, st in zip(shape, ROI, stride))
 
 
-def run(quick: bool = False) -> list[dict]:
-    from monai.inferers import sliding_window_inference
+def setup(quick: bool):
+    """``(monai_net, ours, volume, data, shape)``: both f24 networks with MONAI's weights, a random volume,
+    and brain_seg's sliding-window settings."""
     from monai.networks.nets import SwinUNETR as MonaiSwinUNETR
 
     from sigplex.plugins.brain_seg.config import DataSection
-    from sigplex.plugins.brain_seg.inference import infer_volume
     from sigplex.plugins.brain_seg.swin_unetr import SwinUNETR
 
-    torch.set_num_threads(2)
     torch.manual_seed(0)
     monai_net = MonaiSwinUNETR(in_channels=4, out_channels=3, feature_size=24).eval()
     ours = SwinUNETR(in_channels=4, out_channels=3, feature_size=24).eval()
     ours.load_state_dict(monai_net.state_dict(), strict=True)
     shape = (128, 128, 96) if quick else (240, 240, 155)
-    volume = torch.randn(4, *shape)
     data = DataSection(roi=ROI, sw_overlap=OVERLAP, sw_batch_size=1, sw_mode="gaussian")
+    return monai_net, ours, torch.randn(4, *shape), data, shape
+
+
+def run(quick: bool = False) -> list[dict]:
+    from monai.inferers import sliding_window_inference
+
+    from sigplex.plugins.brain_seg.inference import infer_volume
+
+    torch.set_num_threads(2)
+    monai_net, ours, volume, data, shape = setup(quick)
 
     def run_ours():
         return infer_volume(ours, volume, data)

@@ -11,6 +11,9 @@ Two comparisons with the same weights, fp32, 2 threads:
   with its library's shift mask (MONAI: -100 across regions; sigplex: ``MASK_VALUE`` = -1e4, the
   same weights without float32 denormals in the softmax).
 
+Forward+backward rows time both of sigplex's backwards -- the hand-written one (``own_backward_s``) and
+PyTorch's autograd through SDPA (``pytorch_backward_s``) -- and report as ``ours_s`` the one this machine's
+kernel choice trains with (``backward``; :mod:`sigplex.core.kernels`).
 ``device``: where both run (``benchmarks device_check`` passes it).
 """
 from __future__ import annotations
@@ -23,6 +26,8 @@ from benchmarks._timing import median_times_interleaved, row, synced
 def run(quick: bool = False, device: str = "cpu") -> list[dict]:
     from monai.networks.nets import swin_unetr as ms
 
+    from sigplex.core.device import set_kernel_choices
+    from sigplex.core.kernels import choose_kernels
     from sigplex.core.ops.window import WindowAttention, padded_shape, shifted_window_mask
 
     torch.set_num_threads(2)
@@ -41,6 +46,22 @@ def run(quick: bool = False, device: str = "cpu") -> list[dict]:
         return median_times_interleaved({k: synced(f, device) for k, f in fns.items()}, repeat=repeat)
 
     repeat = 3 if quick else 5
+    # the backward this machine trains with (sigplex.core.kernels); both paths are timed and reported
+    chosen = "own" if choose_kernels(device=device)["window_backward"] else "default"
+
+    def both_paths(step):
+        def with_choice(on):
+            def call():
+                previous = set_kernel_choices({"window_backward": on})
+                try:
+                    return step()
+                finally:
+                    set_kernel_choices(previous)
+            return call
+        return {"own": with_choice(True), "default": with_choice(False)}
+
+    def paths(t):
+        return {"backward": chosen, "own_backward_s": round(t["own"], 5), "pytorch_backward_s": round(t["default"], 5)}
     padded = list(padded_shape(grid, window))
 
     def monai_step(x):
@@ -64,9 +85,9 @@ def run(quick: bool = False, device: str = "cpu") -> list[dict]:
             xg.grad = None
         return step
 
-    t = timed({"ours": fb(lambda v: ours.forward_grid(v, shift)), "monai": fb(monai_step)})
-    rows.append(row("window_attention_3d", t["ours"], "monai shifted-window step", t["monai"],
-                    mode="forward+backward", what="step", grid=f"{grid[0]}^3x{dim}", **extra))
+    t = timed({**both_paths(fb(lambda v: ours.forward_grid(v, shift))), "monai": fb(monai_step)})
+    rows.append(row("window_attention_3d", t[chosen], "monai shifted-window step", t["monai"],
+                    mode="forward+backward", what="step", grid=f"{grid[0]}^3x{dim}", **paths(t), **extra))
 
     # the module alone, on pre-partitioned windows, each with its library's shift mask (the same
     # regions; MONAI adds -100 across them, sigplex MASK_VALUE = -1e4: equal weights, no denormals)
@@ -86,7 +107,7 @@ def run(quick: bool = False, device: str = "cpu") -> list[dict]:
             xwg.grad = None
         return step
 
-    t = timed({"ours": fbm(ours, own), "monai": fbm(theirs, mask)})
-    rows.append(row("window_attention_3d", t["ours"], "monai WindowAttention", t["monai"], mode="forward+backward",
-                    what="module", windows=int(mask.shape[0]), **extra))
+    t = timed({**both_paths(fbm(ours, own)), "monai": fbm(theirs, mask)})
+    rows.append(row("window_attention_3d", t[chosen], "monai WindowAttention", t["monai"], mode="forward+backward",
+                    what="module", windows=int(mask.shape[0]), **paths(t), **extra))
     return rows

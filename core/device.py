@@ -52,19 +52,50 @@ def device_type(device) -> str:
     return device.split(":", 1)[0]
 
 
-def cpu_fast_path(device) -> bool:
+#: The hand-written CPU kernels chosen per machine (see :mod:`sigplex.core.kernels`): name -> on/off.
+KERNELS = ("window_backward", "instance_norm", "depth_split_conv")
+_KERNEL_CHOICE: dict[str, bool] = {}
+
+
+def cpu_fast_path(device, kernel: str | None = None) -> bool:
     """Whether the CPU-tuned kernels run on ``device`` (see the module docstring): only on ``cpu``, in eager.
 
     Any other device type takes the standard PyTorch path, so code tuned for this machine's CPU never
     decides what a GPU computes. Under ``torch.compile`` the standard path is traced too: Inductor fuses
     it into kernels of its own, and the hand-written ones (oneDNN calls, autograd Functions) would only
-    break the graph. ``device``: as for :func:`device_type`.
+    break the graph. ``kernel`` (one of :data:`KERNELS`) also asks whether that kernel was chosen for
+    this machine (:func:`set_kernel_choices`; on when nothing was chosen). ``device``: as for
+    :func:`device_type`.
     """
     if device_type(device) != "cpu":
         return False
     import torch
 
-    return not torch.compiler.is_compiling()
+    if torch.compiler.is_compiling():
+        return False
+    return kernel is None or _KERNEL_CHOICE.get(kernel, True)
+
+
+def set_kernel_choices(choices: dict[str, bool]) -> dict[str, bool]:
+    """Use (True) or leave (False) each hand-written kernel of :data:`KERNELS` from now on; returns the previous.
+
+    >>> previous = set_kernel_choices({"instance_norm": False})
+    >>> cpu_fast_path("cpu", "instance_norm"), cpu_fast_path("cpu", "window_backward")
+    (False, True)
+    >>> _ = set_kernel_choices(previous)
+    """
+    unknown = set(choices) - set(KERNELS)
+    if unknown:
+        raise ValueError(f"unknown kernel(s) {sorted(unknown)}; expected {', '.join(KERNELS)}")
+    previous = dict(_KERNEL_CHOICE)
+    _KERNEL_CHOICE.clear()
+    _KERNEL_CHOICE.update({k: bool(v) for k, v in choices.items()})
+    return previous
+
+
+def kernel_choices() -> dict[str, bool]:
+    """The choice of every kernel of :data:`KERNELS` now in force."""
+    return {k: _KERNEL_CHOICE.get(k, True) for k in KERNELS}
 
 
 def cpu_info() -> dict:

@@ -44,6 +44,22 @@ def test_one_benchmark_updates_only_its_own_section(harness, tmp_path):
     assert "| 1.0 | p | 5.0 | 5.0 |" in text.split("## b")[1] and "3.0 | 3.0" not in text
 
 
+def test_results_merge_by_configuration_and_cpu(harness, tmp_path, monkeypatch):
+    out = tmp_path / "RESULTS.md"
+    row = dict(bench="m", ours_s=1.0, peer="p", peer_s=2.0, ratio=2.0)
+    harness.write_results([{**row, "length": 128}, {**row, "length": 256}], out, quick=False)
+    harness.write_results([{**row, "length": 256, "peer_s": 3.0, "ratio": 3.0}], out, quick=False)
+    section = out.read_text().split("## m — ")[1]
+    assert "| 1.0 | p | 2.0 | 2.0 | 128 |" in section  # a configuration not re-measured stays
+    assert "| 1.0 | p | 3.0 | 3.0 | 256 |" in section and "| 2.0 | 2.0 | 256 |" not in section
+    monkeypatch.setattr(harness, "machine_label", lambda: "Other CPU")
+    harness.write_results([{**row, "length": 128, "peer_s": 9.0, "ratio": 9.0}], out, quick=False)
+    text = out.read_text()
+    assert text.count("## m — ") == 2 and "## m — Other CPU" in text  # each CPU keeps its rows
+    assert "| 1.0 | p | 2.0 | 2.0 | 128 |" in text.split("## m — Other CPU")[0]
+    assert "ISA" in text and "BLAS" in text and "oneDNN" in text
+
+
 def test_flop_counter_matches_a_hand_count_where_the_dispatcher_misses_convolutions(harness):
     """benchmarks/_flops.py: conv/Linear counted from the shapes each call saw, the rest by FlopCounterMode;
     hand counts of a small net with a Conv3d, a ConvTranspose3d, a Linear, a functional depthwise

@@ -26,7 +26,7 @@ class GLABlock(MultiHeadMixer):
                        "bottleneck": ("*.out_proj",)}
 
     def __init__(self, dim: int, heads: int = 4, gate_rank: int = 16, gate_norm: float = 16.0,
-                 chunk_size: int = 16):
+                 chunk_size: int = 32):
         super().__init__(dim, heads)
         self.gate_norm, self.chunk_size = gate_norm, chunk_size
         self.gk_down = nn.Linear(dim, gate_rank, bias=False)

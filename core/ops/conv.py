@@ -18,7 +18,7 @@ from ..device import cpu_fast_path
 def _mkldnn_ok(conv: nn.Module, x: torch.Tensor) -> bool:
     # A conv with hooks (e.g. an attached adapter) must run through its own __call__.
     return (isinstance(conv, (nn.Conv2d, nn.Conv3d)) and not conv._forward_hooks and not conv._forward_pre_hooks
-            and cpu_fast_path(x) and x.dtype == torch.float32
+            and cpu_fast_path(x, "depth_split_conv") and x.dtype == torch.float32
             and conv.weight.dtype == torch.float32 and conv.padding_mode == "zeros"
             and not isinstance(conv.padding, str) and torch.backends.mkldnn.is_available()
             and not torch.is_autocast_enabled("cpu") and not torch.jit.is_scripting()

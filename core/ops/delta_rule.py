@@ -55,7 +55,6 @@ def delta_rule(q, k, v, beta, scale: float | None = None, initial_state=None, ou
     q = q * (dk ** -0.5 if scale is None else scale)
     c = max(1, min(int(chunk_size), n))
     (q, k, v, beta), _ = token_chunks((q, k, v, beta[..., None]), c)  # [B, H, G, C, *]; padding: k = v = β = 0
-    g = q.shape[-3]
     eye = torch.eye(c, dtype=q.dtype, device=q.device)
     strict = torch.ones(c, c, dtype=torch.bool, device=q.device).tril(-1)
     m = eye + (beta * (k @ k.transpose(-1, -2))).masked_fill(~strict, 0.0)  # unit lower-triangular
@@ -70,9 +69,10 @@ def delta_rule(q, k, v, beta, scale: float | None = None, initial_state=None, ou
     out = qk @ u
     s = initial_state if initial_state is not None else q.new_zeros(*lead, dk, dv)
     states = []
-    for i in range(g):  # S_out = S_in + Kᵀ (U - W S_in)
-        states.append(s)
-        s = s + k[..., i, :, :].transpose(-1, -2) @ (u[..., i, :, :] - w[..., i, :, :] @ s)
+    # one unbind per tensor (indexing chunk i would give autograd one full-size gradient per chunk)
+    for k_i, u_i, w_i in zip(k.transpose(-1, -2).unbind(-3), u.unbind(-3), w.unbind(-3)):
+        states.append(s)  # S_out = S_in + Kᵀ (U - W S_in)
+        s = s + k_i @ (u_i - w_i @ s)
     out = out + q_state @ torch.stack(states, -3)
     out = out.flatten(-3, -2)[..., :n, :]
     return (out, s) if output_final_state else out

@@ -22,10 +22,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# Kernel lengths up to this go through F.conv1d. Measured on 2 cores, forward+backward, C 64, L 1k-16k (load
-# average 3-5, hence the spread): FFT / conv1d time 1.6-5.6 at K 8, 1.0-1.4 at K 16, 0.2-0.7 at K 32, 0.1-0.23
-# at K 256. The fft_conv rows of benchmarks/long_sequence_mixers.py repeat the measurement.
-DIRECT_MAX_KERNEL = 16
+# Kernel lengths up to this go through F.conv1d. Measured by benchmarks/long_sequence_mixers.py (section
+# fft_conv_vs_conv1d: C 64, forward+backward, 1 thread, 2026-12-07): FFT / conv1d time at L 4k and 16k is
+# 1.6 / 2.5 at K 8, 1.25 / 1.86 at K 16, 0.94 / 1.11 at K 32, 0.50 / 0.64 at K 64, 0.21 / 0.12 at K 256.
+DIRECT_MAX_KERNEL = 32
 
 
 def fft_size(n: int) -> int:

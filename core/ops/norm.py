@@ -27,7 +27,8 @@ def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     voxels, all in the channels-last layout, with a hand-written backward.
     """
     cl = torch.channels_last_3d if x.ndim == 5 else torch.channels_last
-    if (not cpu_fast_path(x) or x.ndim not in (4, 5) or x.is_contiguous() or not x.is_contiguous(memory_format=cl)
+    if (not cpu_fast_path(x, "instance_norm") or x.ndim not in (4, 5) or x.is_contiguous()
+            or not x.is_contiguous(memory_format=cl)
             or x.dtype not in (torch.float32, torch.float64)
             or torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()):
         return F.instance_norm(x, eps=eps)

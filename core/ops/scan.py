@@ -21,9 +21,22 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .inference import capturing
+
 # decays below this count as zero in the scans that ask for it (``flush``): every product of two kept
 # decays is then >= 1e-36, a normal float32, so no step computes with denormals (10-100x slower on x86)
 TINY_DECAY = 1e-18
+
+
+# the chunked mixers factorise a chunk's decays as exp(b_t) · exp(-b_s) (matmuls, few passes) only while the
+# chunk's total log-decay stays within this (8x for float64): exp(-b) <= e^40 cannot overflow float32. Chunks
+# with a stronger decay take an overflow-free path (the doubling scan, or GLA's pairwise differences).
+FACTOR_SPAN = 40.0
+
+
+def factor_span(dtype: torch.dtype) -> float:
+    """The largest total log-decay a chunk may span and still be factorised, for ``dtype``."""
+    return FACTOR_SPAN if dtype != torch.float64 else 8 * FACTOR_SPAN
 
 
 def _local(a: torch.Tensor, b: torch.Tensor, flush: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,9 +111,9 @@ def linear_scan(a: torch.Tensor, b: torch.Tensor, initial: torch.Tensor | None =
     if initial is not None:  # fold h_{-1} into the first input: b_0 + a_0 h_{-1}
         b = torch.cat((b[..., :1, :] + a[..., :1, :] * initial.unsqueeze(-2), b[..., 1:, :]), -2)
     chunk = max(2, int(chunk_size))
-    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-        return _scan(a, b, chunk)  # exporters record the plain ops (a fixed-length graph)
+    if capturing():
+        return _scan(a, b, chunk)  # exporters and torch.compile record the plain ops
     return _LinearScan.apply(a.contiguous(), b.contiguous(), chunk)
 
 
-__all__ = ["TINY_DECAY", "linear_scan", "reverse_scan"]
+__all__ = ["FACTOR_SPAN", "TINY_DECAY", "factor_span", "linear_scan", "reverse_scan"]

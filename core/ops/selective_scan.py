@@ -26,15 +26,15 @@ import torch
 import torch.nn.functional as F
 
 from .chunks import token_chunks
-from .scan import TINY_DECAY, _scan, reverse_scan
+from .inference import capturing
+from .scan import TINY_DECAY, _scan, factor_span, reverse_scan
 
 _LOG_TINY = math.log(TINY_DECAY)
 # tokens per block: about this many [batch, D, block, N] elements, so a block's working set stays in cache
 BLOCK_ELEMENTS = 1 << 18
-# chunks whose total log-decay |A|·ΣΔ stays within this (8x for float64) take the factorised form
+# blocks whose chunks' total log-decay |A|·ΣΔ stays within scan.factor_span take the factorised form
 # h_t = p_t (H + Σ_s drive_s / p_s), p = exp(cumulative log-decay from the chunk start), ~3x fewer passes than
-# the doubling scan; 1 / p <= e^40 cannot overflow. Blocks with a stronger decay take the doubling scan.
-FACTOR_SPAN = 40.0
+# the doubling scan, which the others take.
 
 
 def _decay(delta: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
@@ -58,11 +58,10 @@ def _blocks(length: int, u: torch.Tensor, A: torch.Tensor, chunk: int) -> list[t
 
 
 def _factorisable(delta: torch.Tensor, A: torch.Tensor, chunk: int) -> bool:
-    """Whether every chunk's decay ``exp(A·ΣΔ)`` stays above ``exp(-FACTOR_SPAN)`` (so ``1 / decay`` is finite)."""
-    (chunks,), _ = token_chunks((delta,), chunk, dim=-1)
+    """Whether every chunk's decay ``exp(A·ΣΔ)`` stays above ``exp(-factor_span)`` (so ``1 / decay`` is finite)."""
+    (chunks,), _ = token_chunks((delta.abs(),), chunk, dim=-1)  # |Δ|: a negative Δ (growth) is bounded too
     span = chunks.sum(-1).amax((0, 2)) * A.abs().amax(-1)
-    limit = FACTOR_SPAN if delta.dtype == torch.float32 else 8 * FACTOR_SPAN
-    return bool(span.max() <= limit)
+    return bool(span.max() <= factor_span(delta.dtype))
 
 
 def _chunks(u, delta, A, B, C, chunk):
@@ -199,8 +198,8 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     chunk = max(2, int(chunk_size))
     if u.shape[-1] == 0:
         y, last = u.clone(), h0
-    elif torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-        y, _, _, last = _forward(u, delta, A, B, C, h0, chunk, factor=False)  # exporters record plain ops
+    elif capturing():  # exports and torch.compile record plain ops, without the data-dependent path choice
+        y, _, _, last = _forward(u, delta, A, B, C, h0, chunk, factor=False)
     else:
         y, last = _SelectiveScan.apply(u, delta, A, B, C, h0, chunk)
     y = _output(y, u, D, z)

@@ -52,8 +52,8 @@ class GatherRows(torch.autograd.Function):
 
 def needs_own_backward(t: torch.Tensor) -> bool:
     """Whether ``t`` gets a gradient through one of this module's autograd Functions (eager, CPU only)."""
-    return (torch.is_grad_enabled() and t.requires_grad and cpu_fast_path(t) and not torch.jit.is_tracing()
-            and not torch.jit.is_scripting())
+    return (torch.is_grad_enabled() and t.requires_grad and cpu_fast_path(t, "window_backward")
+            and not torch.jit.is_tracing() and not torch.jit.is_scripting())
 
 
 def gather_rows(src, index, adjoint, pad_slots=None, pad_rows=None, pad_grad_row=False):

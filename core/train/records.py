@@ -12,11 +12,13 @@ from .. import run as runs
 from ..card import write_card
 from ..compat import V1TaskAdapter
 from ..config import config_differences, config_to_yaml
-from ..device import machine
+from ..device import KERNELS, machine, set_kernel_choices
 from ..errors import UserError
 from ..figures import metric_curves
+from ..kernels import choose_kernels
 from ..task import save_state
 from . import checkpoint as ckpt
+from .distributed import broadcast_object
 from .rng import isolated_rng
 
 #: config keys a resumed run may change without breaking an exact resume
@@ -25,6 +27,21 @@ RESUME_MAY_CHANGE = {
     "trainer.num_workers", "trainer.device", "trainer.progress", "trainer.tensorboard",
     "trainer.mlflow", "trainer.early_stopping_patience", "trainer.eval_batch_size",
 }
+
+
+def settle_kernels(dist, info: dict, device, resume: bool) -> dict[str, bool]:
+    """The hand-written CPU kernels this run computes with (:mod:`sigplex.core.kernels`), applied on every rank.
+
+    A resume takes the run's recorded choice (all on for runs recorded before there was a choice), so it
+    stays bitwise-exact; a new run takes this machine's measured choice, decided on rank 0 alone.
+    """
+    if resume:
+        choice = choose_kernels(info.get("kernels") or {k: True for k in KERNELS}, device)
+    else:
+        choice = choose_kernels(None, device, probe=dist.is_main) if dist.is_main else None
+    choice = broadcast_object(dist, choice)
+    set_kernel_choices(choice)
+    return choice
 
 
 def check_resume_config(run_dir: Path, config) -> None:

@@ -114,6 +114,7 @@ class Trainer:
             shutdown(self.dist)
 
     def _fit(self, data, resume):
+        self.run_info["kernels"] = records.settle_kernels(self.dist, self.run_info, self.device, resume)
         self._prepare_data(data)
         self._write_run_files(resume)
         model = self.model = self._build_model()

@@ -107,3 +107,14 @@ def test_compiled_ddp_matches_one_compiled_process(tmp_path):
     a, b = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=1e-5, rtol=1e-4)
+
+
+def test_swin_unetr_traces_as_one_graph_without_breaks():
+    """The CPU-tuned kernels step aside under compilation: Dynamo sees one graph of Swin UNETR (train mode)."""
+    from sigplex.core import models as registry
+
+    registry.import_registered_models()
+    entry = registry.model_entry("swin_unetr")
+    model = registry.create_model("swin_unetr", **entry.tiny).train()
+    explained = torch._dynamo.explain(model)(entry.example_input())
+    assert explained.graph_count == 1 and explained.graph_break_count == 0, explained.break_reasons

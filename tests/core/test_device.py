@@ -63,7 +63,7 @@ def graph_names(t: torch.Tensor) -> set[str]:
 def standard_path(monkeypatch, *modules):
     """What another device would run, on this CPU: the dispatch says no in ``modules``."""
     for module in modules:
-        monkeypatch.setattr(module, "cpu_fast_path", lambda _where: False)
+        monkeypatch.setattr(module, "cpu_fast_path", lambda _where, _kernel=None: False)
 
 
 def run_both(monkeypatch, modules, fn):
@@ -137,6 +137,6 @@ def test_native_multi_head_attention_asks_the_dispatch(monkeypatch):
     with torch.no_grad():
         assert mha._native_ok(x)
         fast = mha(x)
-        monkeypatch.setattr(attention_mod, "cpu_fast_path", lambda _where: False)
+        monkeypatch.setattr(attention_mod, "cpu_fast_path", lambda _where, _kernel=None: False)
         assert not mha._native_ok(x)
         torch.testing.assert_close(fast, mha(x), atol=1e-5, rtol=1e-5)

@@ -127,3 +127,14 @@ def test_onnx_export_at_a_fixed_length_matches_onnxruntime(name, tmp_path):
     block = BLOCKS[name]().float().eval()
     res = export_model(block, torch.randn(2, 40, 6), format="onnx", output=tmp_path / "m.onnx", dynamic_axes={})
     assert res["max_abs_diff"] <= 1e-4, res
+
+
+@pytest.mark.parametrize("name", list(BLOCKS))
+def test_blocks_trace_as_one_graph_without_breaks(name):
+    """Under torch.compile the mixers take their plain forms: Dynamo sees one graph (train mode)."""
+    block, x = BLOCKS[name]().train(), rand(2, 37, 6)
+    explained = torch._dynamo.explain(block)(x)
+    assert explained.graph_count == 1 and explained.graph_break_count == 0, explained.break_reasons
+    torch._dynamo.reset()
+    captured = torch.compile(block, backend="eager", fullgraph=True)(x)  # the plain forms, run as captured
+    assert rel_err(captured, block(x)) < 1e-6

@@ -12,6 +12,7 @@ from sigplex.core.ops.scan import linear_scan
 from sigplex.core.ops.selective_scan import selective_scan, selective_scan_step
 
 selective_scan_module = importlib.import_module("sigplex.core.ops.selective_scan")  # the package shadows the name
+scan_module = importlib.import_module("sigplex.core.ops.scan")
 EXACT = 1e-6  # relative, float64, forward and backward
 LENGTHS = [1, 7, 33, 100]
 
@@ -122,7 +123,7 @@ def ssm_inputs(length, batch=2, d=4, n=3, seed=0):
 @pytest.mark.parametrize("length,chunk,block", [(1, 16, None), (7, 4, None), (33, 5, 2), (100, 16, None), (100, 3, 5)])
 def test_selective_scan_equals_the_recurrence(length, chunk, block, path, monkeypatch):
     if path == "doubling":  # the path of blocks whose decay is too strong to factorise
-        monkeypatch.setattr(selective_scan_module, "FACTOR_SPAN", -1.0)
+        monkeypatch.setattr(scan_module, "FACTOR_SPAN", -1.0)
     if block:  # several blocks of `block` chunks: the forward's state hand-over and the backward's carry
         monkeypatch.setattr(selective_scan_module, "BLOCK_ELEMENTS", 2 * 4 * 3 * chunk * block)
     u, delta, A, B, C, D, z, bias, h0 = ssm_inputs(length, seed=length)
