@@ -1,4 +1,4 @@
-"""When an op may take its inference-only path.
+"""When an op may take its inference-only path, and when a graph is being captured.
 
 Several kernels have a faster form that has no backward or would bake a length-dependent loop
 or reshape into a traced graph: the blocked :func:`~sigplex.core.ops.mixed_chunk_attention`, the
@@ -26,4 +26,10 @@ def eager_inference(*tensors: torch.Tensor) -> bool:
     return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
 
 
-__all__ = ["eager_inference"]
+def capturing() -> bool:
+    """True while a trace, an ONNX export or ``torch.compile`` records the ops: the long-sequence mixers then
+    take their plain forms (no autograd Functions, no data-dependent branch), which graphs can hold."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
+
+
+__all__ = ["capturing", "eager_inference"]
