@@ -10,7 +10,8 @@ series, in one of two layouts (``mixer``):
 * ``"mamba"`` — MambaMixer's dual selective layout (Behrouz et al. 2024, arXiv 2403.19888; TSM2 for
   time series): a causal selective token mixer (:class:`sigplex.core.blocks.MambaBlock`) along the
   patches and a selective channel mixer across series, run both ways and averaged (series have no
-  order). More expressive, several times slower on a CPU (docs/benchmarks.md).
+  order). Input-dependent (selective), but an order of magnitude slower on a CPU
+  (docs/plugins/ts_forecast.md).
 
 As in MambaMixer, each layer's input is a learned weighted average of the embedding and all
 earlier layers' outputs (initialised to the latest). A linear head maps each series' patches to the
