@@ -5,7 +5,7 @@ embedded. Each layer mixes along the patches of each series with a state-space m
 series, in one of two layouts (``mixer``):
 
 * ``"s4d"`` (default) — an S4D token mixer (:class:`sigplex.core.blocks.S4DBlock`: a diagonal
-  state-space kernel applied by FFT convolution, Gu et al. 2022) and a gated MLP across series
+  state-space kernel applied as a long convolution, Gu et al. 2022) and an MLP across series
   (TSMixer's hybrid channel mixing);
 * ``"mamba"`` — MambaMixer's dual selective layout (Behrouz et al. 2024, arXiv 2403.19888; TSM2 for
   time series): a causal selective token mixer (:class:`sigplex.core.blocks.MambaBlock`) along the
