@@ -246,10 +246,8 @@ class Task:
 
     def seed_item(self, seed: int, prepared: Prepared) -> None:
         """Seed random sources that a dataset item's loading keeps for itself (called before each item).
-
         The core seeds Python, NumPy and torch; override only for transforms with their own
-        generators (e.g. MONAI's ``Randomizable.set_random_state`` on ``prepared.train``).
-        """
+        generators (e.g. MONAI's ``Randomizable.set_random_state`` on ``prepared.train``)."""
 
     # --- training -------------------------------------------------------------------
     def training_step(self, model, batch, prepared: Prepared):
@@ -262,6 +260,10 @@ class Task:
     def evaluate(self, model, dataset, prepared: Prepared) -> dict[str, float]:
         """Run full inference over ``dataset`` (model in eval mode, no_grad) and return named metrics."""
         raise NotImplementedError
+
+    def calibrate(self, model, prepared: Prepared) -> dict[str, Any]:
+        """Fitted state needing the trained model (e.g. conformal offsets), saved with the run before testing."""
+        return {}
 
     def distill_outputs(self, model, batch, prepared: Prepared):
         """What a student matches of its teacher on ``batch`` (default: the model on the batch's first value)."""

@@ -86,6 +86,10 @@ def finish(trainer, model) -> dict:
         out["checkpoint"] = str(best_path)
     model.eval()
     with torch.no_grad(), isolated_rng():
+        calibrated = {} if isinstance(task, V1TaskAdapter) else task.calibrate(model, prepared)
+        if calibrated:
+            prepared.state.update(calibrated)
+            save_state(prepared.state, run.path)
         if prepared.test is not None:
             out["test"] = {k: float(v) for k, v in task.evaluate(model, prepared.test, prepared).items()}
         plots = []

@@ -136,16 +136,24 @@ class Scaler:
 
 class WindowDataset:
     """Sliding windows over rows ``[start, end)`` of a normalised series: item i is
-    ``{"x": rows[start+i : start+i+lookback], "y": the next horizon rows}`` (float32 tensors)."""
+    ``{"x": rows[start+i : start+i+lookback], "y": the next horizon rows}`` (float32 tensors).
+
+    With covariates ``cov`` (``[T, K]``, aligned with ``values``) an item also holds ``"cov"``, the
+    covariates over the lookback and the horizon, whose first ``n_hist`` (past-only) columns are zero
+    over the horizon; with static features ``stat`` (``[n_series, S]``) it holds ``"stat"``."""
 
     def __init__(self, values: np.ndarray, start: int, end: int, lookback: int, horizon: int, *,
-                 scaler: Scaler | None = None, dates=None, columns=None):
+                 scaler: Scaler | None = None, dates=None, columns=None, cov: np.ndarray | None = None,
+                 n_hist: int = 0, stat: np.ndarray | None = None):
         import torch
 
         self.data = torch.as_tensor(np.ascontiguousarray(values[start:end]), dtype=torch.float32)
         self.start, self.end, self.lookback, self.horizon = start, end, lookback, horizon
         self.scaler, self.columns = scaler, list(columns or [])
         self.dates = None if dates is None else dates[start:end]
+        self.cov = None if cov is None else torch.as_tensor(np.ascontiguousarray(cov[start:end]), dtype=torch.float32)
+        self.n_hist = n_hist
+        self.stat = None if stat is None else torch.as_tensor(stat, dtype=torch.float32)
 
     def __len__(self) -> int:
         return max(len(self.data) - self.lookback - self.horizon + 1, 0)
@@ -154,7 +162,14 @@ class WindowDataset:
         if not 0 <= i < len(self):
             raise IndexError(i)
         x = self.data[i:i + self.lookback]
-        return {"x": x, "y": self.data[i + self.lookback:i + self.lookback + self.horizon]}
+        item = {"x": x, "y": self.data[i + self.lookback:i + self.lookback + self.horizon]}
+        if self.cov is not None:
+            cov = self.cov[i:i + self.lookback + self.horizon].clone()
+            cov[self.lookback:, :self.n_hist] = 0.0          # past-only covariates are unknown ahead
+            item["cov"] = cov
+        if self.stat is not None:
+            item["stat"] = self.stat
+        return item
 
     def cutoff(self, i: int):
         """The last input timestamp of window ``i`` (the forecast origin)."""

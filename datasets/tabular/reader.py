@@ -4,6 +4,10 @@
   numeric column per series;
 * **long** — neuralforecast's layout: ``unique_id``, ``ds``, ``y`` (one row per series and time).
 
+Covariate columns (``hist_exog`` known only in the past, ``futr_exog`` known ahead) are left out of
+the targets and read into ``SeriesFrame.exog``. With future-known covariates, rows after the last
+observed target value (empty target cells) carry their values for the horizon.
+
 Both give a :class:`SeriesFrame`: sorted timestamps, a float array ``[time, series]`` and the
 series names. Problems raise :class:`~sigplex.core.errors.UserError` naming the file, the column
 and what was expected (missing date column, non-numeric values, missing values — with the
@@ -43,6 +47,10 @@ class SeriesFrame:
     freq: str | None = None
     #: ``read_csv`` options the file was read with (``sep``, ``decimal``); outputs are written alike
     dialect: dict = field(default_factory=dict)
+    #: covariates over these rows and the future rows after them (``[T + F, K]``; past-only ones first)
+    exog: "SeriesFrame | None" = None
+    #: how many of ``exog``'s columns are past-only (``hist_exog``; zero in the future rows)
+    n_hist: int = 0
 
     def __len__(self) -> int:
         return len(self.values)
@@ -187,11 +195,17 @@ def _csv_dialect(path: Path) -> dict:
     return {}
 
 
-def _read_long(df, source: str, targets: Sequence[str] | None, fill: str, dayfirst: bool | None = None) -> SeriesFrame:
+def _read_long(df, source: str, targets: Sequence[str] | None, fill: str, dayfirst: bool | None = None,
+               hist: Sequence[str] = (), futr: Sequence[str] = ()) -> SeriesFrame:
     pd = _pd()
     missing = [c for c in LONG_COLUMNS if c not in df.columns]
     if missing:
         raise UserError(f"{source}: column {missing[0]!r} is missing; the long layout needs columns unique_id, ds, y")
+    absent = [c for c in [*hist, *futr] if c not in df.columns]
+    if absent:
+        key = "data.hist_exog" if absent[0] in hist else "data.futr_exog"
+        raise UserError(f"{source}: covariate column {absent[0]!r} ({key}) not found (columns: "
+                        f"{', '.join(map(str, df.columns[:8]))})")
     df = df.copy()
     df["ds"] = _parse_dates(df["ds"], source, "ds", dayfirst)
     df["y"] = _numeric(df, ["y"], source)["y"]
@@ -210,8 +224,50 @@ def _read_long(df, source: str, targets: Sequence[str] | None, fill: str, dayfir
     columns = list(targets) if targets else [str(c) for c in wide.columns]
     wide = wide[columns]
     dates = pd.DatetimeIndex(wide.index)
+    if hist or futr:
+        numeric = _numeric(df, [*hist, *futr], source)
+        exog = [_per_series(df.assign(**{c: numeric[c]}), c, columns) for c in [*hist, *futr]]
+        n_hist = sum(e.shape[1] for e in exog[:len(hist)])
+        frame = SeriesFrame(dates, np.empty((0, 0)), columns, source, "long", "ds", infer_freq(dates))
+        return _with_exog(frame, wide, pd.concat(exog, axis=1), n_hist, bool(futr), fill, "series")
     wide = _fill(wide, dates, columns, fill, source, what="series")
     return SeriesFrame(dates, wide.to_numpy(np.float64), columns, source, "long", "ds", infer_freq(dates))
+
+
+def _per_series(df, column: str, series: list[str]):
+    """A long covariate column as wide columns: one column ``name`` when every series has the same values
+    (a shared driver such as temperature), else ``name[series]`` per series (a price per product)."""
+    table = df.pivot(index="ds", columns="unique_id", values=column).sort_index()[series]
+    same = table.nunique(axis=1, dropna=False).le(1).all()
+    if same:
+        return table.iloc[:, :1].set_axis([column], axis=1)
+    return table.set_axis([f"{column}[{s}]" for s in series], axis=1)
+
+
+def _with_exog(frame: SeriesFrame, targets, exog, n_hist: int, future: bool, fill: str, what: str) -> SeriesFrame:
+    """``frame`` with its targets and covariates (DataFrames over the same dates). With future-known
+    covariates (``future``) the rows after the last observed target are future rows: their covariates
+    must be complete, past-only ones are set to 0 there. ``data.fill`` covers the observed rows only."""
+    pd = _pd()
+    source, dates = frame.source, frame.dates
+    observed = np.flatnonzero(targets.notna().any(axis=1).to_numpy())
+    n = int(observed[-1]) + 1 if future and len(observed) else len(targets)
+    if n == 0:
+        raise UserError(f"{source}: no observed target value; expected history before the future rows")
+    cols = [str(c) for c in targets.columns]
+    values = _fill(targets.iloc[:n], dates[:n], cols, fill, source, what=what)
+    names = [str(c) for c in exog.columns]
+    past = _fill(exog.iloc[:n], dates[:n], names, fill, source, what="covariate")
+    ahead = exog.iloc[n:].copy()
+    ahead.iloc[:, :n_hist] = 0.0
+    gaps = ahead.isna().any()
+    if gaps.any():
+        col = str(gaps[gaps].index[0])
+        first = dates[n + int(np.flatnonzero(ahead[col].isna().to_numpy())[0])]
+        raise UserError(f"{source}: future covariate {col!r} is empty at {first}, after the last observed target; "
+                        "expected a value in every future row (data.futr_exog)")
+    cov = SeriesFrame(dates, pd.concat([past, ahead]).to_numpy(np.float64), names, source, freq=frame.freq)
+    return replace(frame, dates=dates[:n], values=values.to_numpy(np.float64), columns=cols, exog=cov, n_hist=n_hist)
 
 
 def _find_date_column(columns, date_column: str, source: str) -> str:
@@ -237,14 +293,16 @@ def _header(path: Path, dialect: dict) -> list[str]:
 
 
 def read_series(source, *, date_column: str = "auto", targets: Sequence[str] | None = None,
-                fill: str = "none", layout: str = "auto", dayfirst: bool | None = None) -> SeriesFrame:
+                fill: str = "none", layout: str = "auto", dayfirst: bool | None = None,
+                hist_exog: Sequence[str] = (), futr_exog: Sequence[str] = ()) -> SeriesFrame:
     """Read a CSV path (or a pandas DataFrame) into a :class:`SeriesFrame`.
 
     ``layout`` is ``auto`` (long when the columns ``unique_id, ds, y`` are present), ``wide``
     or ``long``; ``targets`` picks a subset of series; ``fill`` is ``none``, ``ffill`` or
     ``interpolate``; ``dayfirst`` forces the order of ``dd/mm`` dates (None: recognised).
     Files split by ``;`` (with decimal commas) or tabs are read too; timestamps whose UTC
-    offset changes (daylight saving) are read as UTC.
+    offset changes (daylight saving) are read as UTC. ``hist_exog`` / ``futr_exog`` name covariate
+    columns (see the module docstring).
     """
     pd = _pd()
     dialect: dict = {}
@@ -271,10 +329,16 @@ def read_series(source, *, date_column: str = "auto", targets: Sequence[str] | N
         raise UserError(f"{name}: no data rows")
     is_long = set(LONG_COLUMNS) <= set(df.columns)
     if layout == "long" or (layout == "auto" and is_long):
-        return replace(_read_long(df, name, targets, fill, dayfirst), dialect=dialect)
+        return replace(_read_long(df, name, targets, fill, dayfirst, hist_exog, futr_exog), dialect=dialect)
     dcol = _find_date_column(list(df.columns), date_column, name)
     dates = _parse_dates(df[dcol], name, dcol, dayfirst)
-    columns = list(targets) if targets else [c for c in df.columns if c != dcol]
+    exog = [*hist_exog, *futr_exog]
+    for key, group in (("data.hist_exog", hist_exog), ("data.futr_exog", futr_exog)):
+        absent = [c for c in group if c not in df.columns]
+        if absent:
+            raise UserError(f"{name}: covariate column {absent[0]!r} ({key}) not found (columns: "
+                            f"{', '.join(map(str, df.columns[:8]))})")
+    columns = list(targets) if targets else [c for c in df.columns if c != dcol and c not in exog]
     absent = [c for c in columns if c not in df.columns]
     if absent:
         raise UserError(f"{name}: data.targets: column {absent[0]!r} not found (columns: "
@@ -287,24 +351,36 @@ def read_series(source, *, date_column: str = "auto", targets: Sequence[str] | N
     if dates.has_duplicates:
         dup = dates[dates.duplicated()][0]
         raise UserError(f"{name}: column {dcol!r} has the timestamp {dup} twice; expected one row per time")
+    if exog:
+        covariates = _numeric(df, exog, name, dialect.get("decimal", ".")).iloc[order].reset_index(drop=True)
+        frame = SeriesFrame(dates, np.empty((0, 0)), [], name, "wide", str(dcol), infer_freq(dates), dialect)
+        return _with_exog(frame, values.set_axis([str(c) for c in columns], axis=1), covariates,
+                          len(hist_exog), bool(futr_exog), fill, "column")
     values = _fill(values, dates, columns, fill, name)
     return SeriesFrame(dates, values.to_numpy(np.float64), [str(c) for c in columns], name, "wide", str(dcol),
                        infer_freq(dates), dialect)
 
 
-def write_series(frame: SeriesFrame, path, *, overwrite: bool = False) -> Path:
+def write_series(frame: SeriesFrame, path, *, overwrite: bool = False, bands: dict | None = None) -> Path:
     """Write ``frame`` as CSV in its own layout (wide: date + columns; long: unique_id, ds, y) and
-    dialect (a ``;`` file with decimal commas is answered in kind), atomically."""
+    dialect (a ``;`` file with decimal commas is answered in kind), atomically. ``bands`` (``{suffix:
+    [T, C]}``, e.g. quantiles ``q10``) add a column ``<series>_<suffix>`` beside each series (long: ``y_<suffix>``)."""
     pd = _pd()
     from sigplex.core.fileio import atomic_path
 
     path = Path(path)
+    bands = bands or {}
     if frame.layout == "long":
         n, c = frame.values.shape
         df = pd.DataFrame({"unique_id": np.repeat(np.asarray(frame.columns, dtype=object)[None], n, 0).T.ravel(),
-                           "ds": np.tile(frame.dates.values, c), "y": frame.values.T.ravel()})
+                           "ds": np.tile(frame.dates.values, c), "y": frame.values.T.ravel(),
+                           **{f"y_{k}": np.asarray(v).T.ravel() for k, v in bands.items()}})
     else:
-        df = pd.DataFrame(frame.values, columns=frame.columns)
+        parts = {}
+        for i, col in enumerate(frame.columns):
+            parts[col] = frame.values[:, i]
+            parts.update({f"{col}_{k}": np.asarray(v)[:, i] for k, v in bands.items()})
+        df = pd.DataFrame(parts)
         df.insert(0, frame.date_column, frame.dates)
     with atomic_path(path, overwrite=overwrite) as tmp:
         df.to_csv(tmp, index=False, float_format="%.7g", **frame.dialect)

@@ -8,6 +8,13 @@ attending across variables per patch; their sum is fused by global inter-patch s
 frequency-domain stationarity correction rescales the forecast spectrum with learnable complex
 per-frequency gains (initialised to the identity) before RevIN is reversed.
 
+Covariates (our design; the paper has none): the lookback of every covariate is patch-embedded
+(its own Conv1d) into extra channels, so the channel-attention branch attends across targets and
+covariates in each patch and the temporal and fusion parts see them too; only target channels
+reach the head. Static features are embedded and added to their series' patches. The future-known
+covariates of each horizon step enter through a per-step MLP added to the forecast before the
+frequency correction (:class:`~.exog.FutureTerm`, zero-initialised).
+
 The paper's exact correction formula is not public in the sources we could read; this is our
 reading of "spectrum alignment": a learned per-frequency alignment of the forecast spectrum.
 """
@@ -19,6 +26,15 @@ from torch import nn
 from sigplex.core.models import register_model
 from sigplex.core.ops.attention import MultiHeadAttention
 
+from .exog import (
+    FutureTerm,
+    as_output,
+    check_inputs,
+    covariate_channels,
+    quantile_head,
+    set_sizes,
+    split_cov,
+)
 from .revin import RevIN, dft_bases, patch_layout
 
 
@@ -79,33 +95,46 @@ class DCTNet(nn.Module):
 
     def __init__(self, n_vars: int, lookback: int, horizon: int, d_model: int = 64, n_heads: int = 4,
                  n_layers: int = 2, d_ff: int = 128, patch_len: int = 16, stride: int = 8, dropout: float = 0.1,
-                 freq_correction: bool = True):
+                 freq_correction: bool = True, n_hist: int = 0, n_futr: int = 0, n_stat: int = 0,
+                 n_quantiles: int = 1):
         super().__init__()
-        self.n_vars, self.lookback, self.horizon = n_vars, lookback, horizon
+        set_sizes(self, n_vars, lookback, horizon, n_hist, n_futr, n_stat, n_quantiles)
         self.revin = RevIN(n_vars, affine=True)
         n_patches, self.offset = patch_layout(lookback, patch_len, stride)
         self.embed = nn.Conv1d(1, d_model, kernel_size=patch_len, stride=stride)
+        self.embed_cov = nn.Conv1d(1, d_model, kernel_size=patch_len, stride=stride) if n_hist + n_futr else None
+        self.embed_static = nn.Linear(n_stat, d_model) if n_stat else None
+        self.future = FutureTerm(n_futr, n_stat, n_vars, n_quantiles, d_ff) if n_futr else None
         self.pos = nn.Parameter(torch.randn(n_patches, d_model) * 0.02)
         self.layers = nn.ModuleList(DualBranchLayer(n_patches, d_model, n_heads, d_ff, dropout)
                                     for _ in range(n_layers))
         self.norm = nn.LayerNorm(d_model)
         self.head_drop = nn.Dropout(dropout)
-        self.head = nn.Linear(n_patches * d_model, horizon)
+        self.head = nn.Linear(n_patches * d_model, horizon * n_quantiles)
         self.correction = FrequencyCorrection(horizon) if freq_correction else None
 
-    def forward_features(self, x):
-        """Patch features ``[B, C, N, D]`` of normalised input ``[B, L, C]``."""
+    def patches(self, embed, x):
+        """``[B, L, C]`` -> patch tokens ``[B, C, N, D]`` with positions."""
         b, length, c = x.shape
         series = x[:, self.offset:].transpose(1, 2).reshape(b * c, 1, length - self.offset)
-        h = self.embed(series).transpose(1, 2)                      # [B*C, N, D]
-        h = (h + self.pos).reshape(b, c, h.shape[1], h.shape[2])
+        h = embed(series).transpose(1, 2)                           # [B*C, N, D]
+        return (h + self.pos).reshape(b, c, h.shape[1], h.shape[2])
+
+    def forward_features(self, x, cov=None, stat=None):
+        """Patch features ``[B, C(+K), N, D]`` of normalised input ``[B, L, C]`` (covariate channels last)."""
+        h = self.patches(self.embed, x)
+        h = covariate_channels(self, h, cov, stat)
         for layer in self.layers:
             h = layer(h)
         return self.norm(h)
 
-    def forward(self, x):
+    def forward(self, x, cov=None, stat=None):
+        cov = check_inputs(self, cov, stat)
         x, stats = self.revin.normalize(x)
-        y = self.head(self.head_drop(self.forward_features(x).flatten(2)))  # [B, C, H]
+        h = self.forward_features(x, cov, stat)[:, :self.n_vars]
+        y = quantile_head(self.head, self.head_drop(h.flatten(2)), self.horizon, self.n_quantiles)
+        if self.future is not None:
+            y = y + self.future(split_cov(cov, self.lookback, self.n_hist)[1][:, self.lookback:], stat)
         if self.correction is not None:
-            y = self.correction(y)
-        return self.revin.denormalize(y.transpose(1, 2), stats)
+            y = self.correction(y)                                  # [B, C, Q, H]: per quantile
+        return self.revin.denormalize(as_output(y, self.n_quantiles), stats)

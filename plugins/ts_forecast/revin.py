@@ -36,9 +36,14 @@ class RevIN(nn.Module):
         return out, (mean, std)
 
     def denormalize(self, y, stats):
+        """Undo ``normalize`` on ``[B, H, C]``, or on quantiles ``[B, H, C, Q]`` (each alike)."""
         mean, std = stats
+        quantiles = y.dim() == 4
+        if quantiles:
+            mean, std = mean[..., None], std[..., None]
         if self.affine:
-            y = (y - self.bias) / (self.weight + self.eps * self.eps)
+            weight, bias = (self.weight[:, None], self.bias[:, None]) if quantiles else (self.weight, self.bias)
+            y = (y - bias) / (weight + self.eps * self.eps)
         return y * std + mean
 
 
@@ -54,6 +59,13 @@ def patch_index(lookback: int, patch_len: int, stride: int) -> torch.Tensor:
     """``[n_patches, patch_len]`` time indices of every patch (gathered in one indexing op)."""
     n, offset = patch_layout(lookback, patch_len, stride)
     return offset + torch.arange(n)[:, None] * stride + torch.arange(patch_len)[None, :]
+
+
+def register_patches(module: nn.Module, lookback: int, patch_len: int, stride: int) -> int:
+    """Give ``module`` the buffer ``patch_idx`` (:func:`patch_index`); returns the number of patches."""
+    index = patch_index(lookback, patch_len, stride)
+    module.register_buffer("patch_idx", index, persistent=False)
+    return index.shape[0]
 
 
 def dft_bases(length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

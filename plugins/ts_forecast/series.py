@@ -18,7 +18,7 @@ def read_frame(config, source) -> SeriesFrame:
     """Read a CSV (wide or long) with the run's ``data`` reading options."""
     d = config.data
     return read_series(source, date_column=d.date_column, targets=d.targets or None, fill=d.fill, layout=d.layout,
-                       dayfirst=d.dayfirst)
+                       dayfirst=d.dayfirst, hist_exog=d.hist_exog, futr_exog=d.futr_exog)
 
 
 def fitted_state(scaler: Scaler, frame: SeriesFrame) -> dict:
@@ -61,9 +61,10 @@ def warn_short_lookback(frame: SeriesFrame, lookback: int) -> None:
                       f"--set data.lookback={season} or more", UserWarning, stacklevel=2)
 
 
-def write_samples(state: dict, lookback: int, folder) -> list:
+def write_samples(state: dict, lookback: int, folder, data_config=None) -> list:
     """Valid inputs for self-checks: the run's series over ``2 * lookback`` rows at its time step, as a
-    comma-separated CSV and as a ';'-separated one with decimal commas."""
+    comma-separated CSV and as a ';'-separated one with decimal commas. A run with covariate columns
+    gets them too, and ``data.horizon`` future rows (empty targets) when some are known ahead."""
     from pathlib import Path
 
     import pandas as pd
@@ -73,8 +74,13 @@ def write_samples(state: dict, lookback: int, folder) -> list:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     columns = list(state.get("columns") or [f"ch{c}" for c in range(len(state["scaler_mean"]))])
-    frame = make_synthetic(2 * lookback, len(columns), seed=5).set_axis(["date", *columns], axis=1)
+    hist, futr = (list(data_config.hist_exog), list(data_config.futr_exog)) if data_config else ([], [])
+    ahead = data_config.horizon if futr else 0
+    frame = make_synthetic(2 * lookback + ahead, len(columns) + len(hist) + len(futr), seed=5)
+    frame = frame.set_axis(["date", *columns, *hist, *futr], axis=1)
     frame["date"] = pd.date_range("2024-01-01", periods=len(frame), freq=state.get("freq") or "h")
+    if ahead:
+        frame.loc[frame.index[-ahead:], columns + hist] = float("nan")
     comma, semicolon = folder / "series.csv", folder / "series_semicolon.csv"
     frame.to_csv(comma, index=False)
     frame.to_csv(semicolon, index=False, sep=";", decimal=",")

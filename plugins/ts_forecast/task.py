@@ -9,10 +9,9 @@ optional rolling-origin scores. The training scaler is fitted state of the run
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from sigplex.core.errors import UserError
@@ -22,32 +21,30 @@ from sigplex.core.task import Prepared, Task, TaskCard
 from sigplex.datasets.tabular import (
     Scaler,
     SeriesFrame,
-    WindowDataset,
     embedded_csv,
     future_dates,
     plan_splits,
     read_series,
     write_series,
 )
+from sigplex.datasets.tabular.hostile import covariate_variants
 
 from .config import ForecastConfig, n_vars_of
-from .plotting import forecast_plot
+from .inputs import covariate_state, example_inputs, exog_sizes, model_inputs, predict_inputs, scaled_covariates, windows
+from .intervals import bands, calibrate_model, pinball_loss, point_of
+from .plotting import forecast_plot, test_plot
 from .scores import baseline_season, window_scores
 from .series import as_trained, fitted_state, read_frame, scaler_of, warn_short_lookback, write_samples
 
 
 @dataclass
 class Forecast:
-    """``predict``'s output: future timestamps and values ``[H, C]`` in original units, and the history."""
+    """``predict``'s output: future timestamps and values ``[H, C]`` in original units, the history, and
+    the quantiles and intervals ``{suffix: [H, C]}`` (``q10``, ``lo80``, ...) in original units."""
 
     frame: SeriesFrame
     history: SeriesFrame
-
-
-def windows(values: np.ndarray, frame: SeriesFrame, start: int, end: int, config, scaler: Scaler) -> WindowDataset:
-    d = config.data
-    return WindowDataset(values, start, end, d.lookback, d.horizon, scaler=scaler, dates=frame.dates,
-                         columns=frame.columns)
+    bands: dict = field(default_factory=dict)
 
 
 class ForecastTask(Task):
@@ -61,11 +58,13 @@ class ForecastTask(Task):
     input_suffixes = (".csv",)
     output_suffixes = (".csv",)
     distill_loss = "mse"
+    format_variants = staticmethod(covariate_variants)  # a covariate dropped, future rows short, an empty cell
     card = TaskCard(
         intended_use="Point forecasts of regularly sampled multivariate numeric series (e.g. hourly load, "
                      "sensor or weather readings) for the horizon after the last data.lookback rows, for the "
                      "series and time step the run was trained on.",
-        limitations="No uncertainty estimate. One model per dataset: the series (matched by name, else by "
+        limitations="Intervals only with model.quantiles or model.conformal, calibrated on the validation split "
+                    "(check conformal_coverage on test). One model per dataset: the series (matched by name, else by "
                     "position) and the time step must match training. Standardised with training statistics, "
                     "so a level or regime "
                     "change after training degrades it; error grows with the horizon. The default training "
@@ -97,14 +96,18 @@ class ForecastTask(Task):
         t0, t1 = plan.train_rows
         scaler = Scaler.fit(frame.values[t0:t1])
         values = scaler.transform(frame.values)
-        sets = [windows(values, frame, s, e, config, scaler) for s, e in plan.borders]
-        return Prepared(config, *sets, state=fitted_state(scaler, frame))
+        extra, cov = covariate_state(config, frame, (t0, t1))
+        config = config.model_copy(update={"model": config.model.model_copy(update=exog_sizes(extra))})
+        sets = [windows(values, frame, s, e, config, scaler, cov, extra) for s, e in plan.borders]
+        return Prepared(config, *sets, state={**fitted_state(scaler, frame), **extra})
 
     def evaluation_data(self, data, prepared):
         """Every window of the CSV ``data``, normalised with the training scaler of the run."""
-        d, scaler = prepared.config.data, scaler_of(prepared.state)
-        frame = as_trained(read_frame(prepared.config, data), prepared.state)
-        dataset = windows(scaler.transform(frame.values), frame, 0, len(frame), prepared.config, scaler)
+        cfg, state, scaler = prepared.config, prepared.state, scaler_of(prepared.state)
+        d = cfg.data
+        frame = as_trained(read_frame(cfg, data), state)
+        dataset = windows(scaler.transform(frame.values), frame, 0, len(frame), cfg, scaler,
+                          scaled_covariates(cfg, state, frame), state)
         if not len(dataset):
             raise UserError(f"{frame.source}: has {len(frame)} rows; evaluating needs at least data.lookback + "
                             f"data.horizon = {d.lookback + d.horizon}")
@@ -112,12 +115,24 @@ class ForecastTask(Task):
 
     # --- training -------------------------------------------------------------------
     def training_step(self, model, batch, prepared):
-        return torch.nn.functional.mse_loss(model(batch["x"]).float(), batch["y"].float())
+        pred, quantiles = model(*model_inputs(batch)).float(), prepared.config.model.quantiles
+        if quantiles:
+            return pinball_loss(pred, batch["y"].float(), quantiles)
+        return torch.nn.functional.mse_loss(pred, batch["y"].float())
 
     def evaluate(self, model, dataset, prepared):
-        cfg = prepared.config
-        return window_scores(model, dataset, scaler_of(prepared.state).std, cfg.trainer.eval_batch, cfg.data,
-                             season=baseline_season(cfg.data, prepared.state.get("freq")))
+        cfg, state = prepared.config, prepared.state
+        offsets = None if state.get("conformal") is None else torch.as_tensor(state["conformal"]).float()
+        return window_scores(model, dataset, scaler_of(state).std, cfg.trainer.eval_batch, cfg.data,
+                             season=baseline_season(cfg.data, state.get("freq")), quantiles=cfg.model.quantiles,
+                             offsets=offsets, level=cfg.model.level)
+
+    def distill_outputs(self, model, batch, prepared):
+        return model(*model_inputs(batch))  # covariates and static features too
+
+    def calibrate(self, model, prepared):
+        """``model.conformal``: offsets of split-conformal intervals from every validation window."""
+        return calibrate_model(model, prepared.val, prepared.config)
 
     # --- using ----------------------------------------------------------------------
     def predict(self, model, inputs, prepared):
@@ -133,39 +148,28 @@ class ForecastTask(Task):
                             "expected regularly spaced timestamps")
         scaler = scaler_of(prepared.state)
         x = torch.as_tensor(scaler.transform(frame.values[-d.lookback:]), dtype=torch.float32)[None]
-        y = scaler.inverse(run_batched(model, x)[0].double().numpy())
+        cov, stat = predict_inputs(cfg, prepared.state, frame, freq)
+        pred = run_batched(model, *model_inputs({"x": x}, cov, stat))[0]
+        y = scaler.inverse(point_of(pred, cfg.model.quantiles).double().numpy())
         dates = future_dates(frame.dates[-1], freq, d.horizon)
-        out = replace(frame, dates=dates, values=y, columns=list(frame.columns), freq=freq)  # the input's layout
+        out = replace(frame, dates=dates, values=y, columns=list(frame.columns), freq=freq, exog=None)
         keep = min(len(frame), max(d.lookback, 2 * d.horizon))
-        history = replace(frame, dates=frame.dates[-keep:], values=frame.values[-keep:], freq=freq)
-        return Forecast(out, history)
+        history = replace(frame, dates=frame.dates[-keep:], values=frame.values[-keep:], freq=freq, exog=None)
+        return Forecast(out, history, bands(pred, cfg, prepared.state, scaler))
 
     def output_files(self, output, prepared):
         return [Path(output), Path(output).with_suffix(".png")]
 
     def write_prediction(self, prediction, output, prepared):
         table, png = self.output_files(output, prepared)
-        written = [write_series(prediction.frame, table, overwrite=True)]
-        return written + forecast_plot(prediction.history, prediction.frame, png)
+        written = [write_series(prediction.frame, table, overwrite=True, bands=prediction.bands)]
+        return written + forecast_plot(prediction.history, prediction.frame, png, bands=prediction.bands)
 
     def example_input(self, prepared):
-        return torch.randn(1, prepared.config.data.lookback, n_vars_of(prepared.config))
+        return example_inputs(prepared.config, prepared.state)
 
     def sample_inputs(self, prepared, folder):
-        return write_samples(prepared.state, prepared.config.data.lookback, folder)
-
-    def export_axes(self, prepared):
-        return {0: {0: "batch"}}  # lookback and series count are fixed by the models' linear layers
+        return write_samples(prepared.state, prepared.config.data.lookback, folder, prepared.config.data)
 
     def plots(self, model, prepared, run_dir):
-        test = prepared.test if prepared.test is not None and len(prepared.test) else prepared.val
-        if test is None or not len(test):
-            return []
-        i, scaler = len(test) - 1, scaler_of(prepared.state)
-        item = test[i]
-        pred = scaler.inverse(run_batched(model, item["x"][None])[0].double().numpy())
-        hist, truth = (scaler.inverse(item[k].numpy().astype(np.float64)) for k in ("x", "y"))
-        dates = test.dates[i:i + test.lookback + test.horizon]
-        history = SeriesFrame(dates[:test.lookback], hist, test.columns)
-        forecast = SeriesFrame(dates[test.lookback:], pred, test.columns)
-        return forecast_plot(history, forecast, Path(run_dir) / "plots" / "forecast_test.png", truth=truth)
+        return test_plot(model, prepared, Path(run_dir) / "plots" / "forecast_test.png")

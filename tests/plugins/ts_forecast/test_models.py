@@ -1,14 +1,15 @@
-"""The three forecasters: shared constructor and shapes over horizons, normalisation, identity-initialised heads."""
+"""The four forecasters: shared constructor and shapes over horizons, normalisation, identity-initialised heads."""
 import pytest
 import torch
 
 from sigplex.core.models import create_model
-from sigplex.plugins.ts_forecast import dctnet, itransformer, tsmixer  # noqa: F401  (register)
+from sigplex.plugins.ts_forecast import dctnet, itransformer, ssmixer, tsmixer  # noqa: F401  (register)
 from sigplex.plugins.ts_forecast.revin import RevIN, dft_bases, patch_index
 
 SMALL = {"itransformer": {"d_model": 32, "n_heads": 4, "d_ff": 64},
          "tsmixer": {"d_model": 16, "patch_len": 16, "stride": 8, "reconcile": True},
-         "dctnet": {"d_model": 16, "n_heads": 2, "d_ff": 32, "patch_len": 16, "stride": 8}}
+         "dctnet": {"d_model": 16, "n_heads": 2, "d_ff": 32, "patch_len": 16, "stride": 8},
+         "ssmixer": {"d_model": 8, "patch_len": 16, "stride": 8, "state_dim": 4}}
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
@@ -77,3 +78,19 @@ def test_shared_parts():
     xn, stats = rev.normalize(x)
     torch.testing.assert_close(xn.mean(1), torch.zeros(2, 3), atol=1e-5, rtol=0)
     torch.testing.assert_close(rev.denormalize(xn, stats), x, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("mixer", ["s4d", "mamba"])
+def test_ssmixer_takes_long_lookbacks_and_both_mixers(mixer):
+    """SSMixer at lookback 2000 in both layouts: shapes, finite gradients, and a patch is a token of each series."""
+    torch.manual_seed(0)
+    model = create_model("ssmixer", n_vars=3, lookback=2000, horizon=24, d_model=8, n_layers=2, patch_len=50,
+                         stride=50, state_dim=4, mixer=mixer)
+    assert model.patch_idx.shape == (40, 50)                  # 40 patches: cost grows with lookback / stride
+    x = torch.randn(2, 2000, 3, requires_grad=True)
+    out = model(x)
+    assert out.shape == (2, 24, 3)
+    out.sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad[:, :50].abs().sum() > 0   # the oldest patch reaches the forecast
+    with pytest.raises(ValueError, match="mixer='gru': expected 's4d' or 'mamba'"):
+        create_model("ssmixer", n_vars=3, lookback=96, horizon=24, mixer="gru")

@@ -228,7 +228,7 @@ def test_config_rejects_inconsistent_sizes():
         load_task("ts_forecast", overrides=["model.name=tsmixer", "model.patch_len=64", "data.lookback=48"])
 
 
-@pytest.mark.parametrize("name", ["tsmixer", "dctnet"])
+@pytest.mark.parametrize("name", ["tsmixer", "dctnet", "ssmixer"])
 def test_other_models_train_through_the_task(name, tmp_path):
     overrides = {**SMALL, "model.name": name, "model.d_model": 16, "model.n_heads": 2, "model.n_layers": 1,
                  "trainer.max_steps": 20, "trainer.val_every": 20, "trainer.checkpoint_every": 20}
