@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 
 from .errors import UserError
 
@@ -69,9 +70,8 @@ def cpu_fast_path(device, kernel: str | None = None) -> bool:
     """
     if device_type(device) != "cpu":
         return False
-    import torch
-
-    if torch.compiler.is_compiling():
+    torch = sys.modules.get("torch")  # nothing compiles before torch is imported: don't import it here
+    if torch is not None and torch.compiler.is_compiling():
         return False
     return kernel is None or _KERNEL_CHOICE.get(kernel, True)
 
