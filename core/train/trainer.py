@@ -194,13 +194,14 @@ class Trainer:
 
     def _train(self, model, resume: bool) -> None:
         tcfg, state, main = self.config.trainer, self.state, self.dist.is_main
-        self.train_view = compile_module(model, tcfg.compile)  # the model itself unless trainer.compile
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
             self.ddp = DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
             self.train_view = DDPView(compile_module(self.ddp, tcfg.compile))
+        else:
+            self.train_view = compile_module(model, tcfg.compile)  # the model itself unless trainer.compile
         loader = self._loader()
         self.logger = MetricLogger(self.run_dir, tensorboard=tcfg.tensorboard, mlflow=tcfg.mlflow,
                                    config=self.config.model_dump(mode="json")) if main else None
