@@ -9,8 +9,11 @@ the same tensors (no DataLoader, no logging) gives the floor both loops are meas
 Throughput = training windows per second between step ``WARM`` and the last step (ours: the last
 but one, as the last also validates and checkpoints), timed by a callback in each loop.
 Metric: accuracy of each trained model on the same test-subject windows.
-ratio = peer seconds per window / ours (> 1: the sigplex Trainer is faster). A second row trains ours with
-``trainer.compile=true`` (the compilation falls in the warm-up steps, before the timed ones).
+ratio = peer seconds per window / ours (> 1: the sigplex Trainer is faster). Each loop also runs compiled:
+ours with ``trainer.compile=true``, skorch with its ``compile=True`` (both ``torch.compile`` with default
+options; the compilation falls in the warm-up steps, before the timed ones). Rows: ours eager and compiled,
+each against skorch eager and skorch compiled on the same DBConformer, and against skorch training
+braindecode's own ``EEGConformer`` (eager; same data, loop settings and epochs; its accuracy beside ours).
 """
 from __future__ import annotations
 
@@ -68,7 +71,7 @@ def _train_ours(init: Path, steps: int, test, compiled: bool = False) -> dict:
             "steps": len(stamps)}
 
 
-def _train_peer(model, train, epochs: int, test) -> dict:
+def _train_peer(model, train, epochs: int, test, compiled: bool = False) -> dict:
     from braindecode import EEGClassifier
     from skorch.callbacks import Callback
 
@@ -81,12 +84,20 @@ def _train_peer(model, train, epochs: int, test) -> dict:
 
     clf = EEGClassifier(model, criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.Adam, optimizer__lr=LR,
                         batch_size=BATCH, max_epochs=epochs, train_split=None, iterator_train__shuffle=True,
-                        callbacks=[("batch_timer", BatchTimer())], device="cpu", verbose=0,
+                        callbacks=[("batch_timer", BatchTimer())], device="cpu", verbose=0, compile=compiled,
                         classes=list(range(int(train.y.max()) + 1)))
     clf.fit(train.x.numpy(), train.y.numpy())
     windows = sum(n for _, n in stamps[WARM + 1:])
     return {"windows_per_s": windows / (stamps[-1][0] - stamps[WARM][0]),
             "accuracy": _accuracy(clf.module_, test.x, test.y), "steps": len(stamps)}
+
+
+def _eegconformer(train, config):
+    """braindecode's EEGConformer at the task's window shape and classes."""
+    from braindecode.models import EEGConformer
+
+    return EEGConformer(n_chans=train.x.shape[1], n_outputs=int(train.y.max()) + 1, n_times=train.x.shape[2],
+                        sfreq=float(config.data.sfreq))
 
 
 def _train_bare(model, train, steps: int) -> dict:
@@ -124,12 +135,20 @@ def run(quick: bool = False) -> list[dict]:
     np.random.seed(0)
     bare_model = task.build_model(prepared.config)
     bare_model.load_state_dict(model.state_dict())
-    peer = _train_peer(model, train, epochs, test)
+    peer_model = task.build_model(prepared.config)
+    peer_model.load_state_dict(model.state_dict())
+    peers = {"skorch, eager": _train_peer(model, train, epochs, test)}
+    torch.manual_seed(0)
+    np.random.seed(0)
+    peers["skorch, compiled"] = _train_peer(peer_model, train, epochs, test, compiled=True)
+    torch.manual_seed(0)
+    np.random.seed(0)
+    peers["skorch, braindecode EEGConformer"] = _train_peer(_eegconformer(train, prepared.config), train, epochs, test)
     bare = _train_bare(bare_model, train, steps)
-    return [row("eeg_train_loops", BATCH / mine["windows_per_s"], "braindecode EEGClassifier (skorch)",
+    return [row("eeg_train_loops", BATCH / mine["windows_per_s"], f"braindecode EEGClassifier ({how})",
                 BATCH / peer["windows_per_s"], model="dbconformer", task=TASK, engine=engine, train_windows=len(train),
                 epochs=epochs, steps_ours=mine["steps"], steps_peer=peer["steps"],
                 windows_per_s_ours=round(mine["windows_per_s"], 1), windows_per_s_peer=round(peer["windows_per_s"], 1),
                 windows_per_s_bare_loop=round(bare["windows_per_s"], 1),
                 test_accuracy_ours=round(mine["accuracy"], 4), test_accuracy_peer=round(peer["accuracy"], 4))
-            for engine, mine in (("eager", ours), ("compiled", ours_compiled))]
+            for engine, mine in (("eager", ours), ("compiled", ours_compiled)) for how, peer in peers.items()]

@@ -5,13 +5,42 @@ Same weights, fp32, eval + no_grad, 2 threads, input (1, 4, S, S, S) with S = 64
 forward of ours counted by ``benchmarks/_flops.py`` (convolutions by hand: FlopCounterMode misses
 oneDNN's conv3d), ``fraction_of_peak`` its GFLOP/s over an N=2048 fp32 matmul measured in the same run.
 ``device``: where all three run (``benchmarks device_check`` passes it); the FLOP columns are CPU-only.
+On the CPU, at 64³ (the goal size), our model also runs under the two other engines of
+``sigplex.core.engines`` -- ``compiled`` (``torch.compile``, Inductor) and ``onnxruntime`` (exported
+graph) -- each a row against MONAI's default path with its own fraction of peak (the same FLOP
+count: the same model) and its one-time setup (``setup_s``: compilation, or export + session).
 """
 from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
 
 import torch
 
 from benchmarks._flops import count_flops, fraction_of_peak, matmul_peak_gflops
 from benchmarks._timing import median_times_interleaved, row, synced
+
+
+def _engines(model, x) -> tuple[dict, dict]:
+    """Our model under ``compiled`` and ``onnxruntime``: callables and their one-time setup seconds."""
+    from sigplex.core.compiling import compile_module
+    from sigplex.core.engines import OnnxModel
+    from sigplex.core.exporter import export_model
+
+    calls, setup = {}, {}
+    t0 = time.perf_counter()
+    compiled = compile_module(model, True, "bench")
+    with torch.no_grad():
+        compiled(x)
+    calls["compiled"], setup["compiled"] = compiled, time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:  # the session holds the graph; the file can go
+        t0 = time.perf_counter()
+        export_model(model, x, format="onnx", output=Path(tmp) / "swin_unetr.onnx", overwrite=True, check=False)
+        calls["onnxruntime"] = OnnxModel(Path(tmp) / "swin_unetr.onnx", threads=torch.get_num_threads())
+        calls["onnxruntime"](x)
+        setup["onnxruntime"] = time.perf_counter() - t0
+    return calls, setup
 
 
 def run(quick: bool = False, device: str = "cpu") -> list[dict]:
@@ -33,9 +62,12 @@ def run(quick: bool = False, device: str = "cpu") -> list[dict]:
     peak = matmul_peak_gflops() if on_cpu else None
     for size in (64,) if quick else (64, 96):
         x = torch.randn(1, 4, size, size, size, device=device)
+        engines, setup = _engines(ours, x) if on_cpu and size == 64 else ({}, {})
         with torch.no_grad():
             diff = (ours(x) - monai_default(x)).abs().max().item()
             fns = {"ours": lambda: ours(x), "default": lambda: monai_default(x), "flash": lambda: monai_flash(x)}
+            fns.update({k: (lambda c=c: c(x)) for k, c in engines.items()})
+            deviation = {k: (c(x) - ours(x)).abs().max().item() for k, c in engines.items()}
             t = median_times_interleaved({k: synced(f, device) for k, f in fns.items()}, repeat=3 if quick else 5)
         shape = f"1x4x{size}^3"
         extra = {"device": str(device)} if not on_cpu else {}
@@ -48,4 +80,9 @@ def run(quick: bool = False, device: str = "cpu") -> list[dict]:
                         feature_size=24, max_abs_diff=float(f"{diff:.2e}"), **extra))
         rows.append(row("swin_unetr_infer", t["ours"], "monai SwinUNETR use_flash_attention", t["flash"],
                         input=shape, feature_size=24))
+        for engine in engines:
+            rows.append(row("swin_unetr_infer", t[engine], "monai SwinUNETR", t["default"], input=shape,
+                            feature_size=24, engine=engine, setup_s=round(setup[engine], 1),
+                            max_abs_diff_vs_eager=float(f"{deviation[engine]:.2e}"),
+                            fraction_of_peak=fraction_of_peak(flops["flops"], t[engine], peak)))
     return rows

@@ -4,7 +4,9 @@
 naming the file and the member, an object (pickled) array, a damaged or truncated file, and
 arrays whose declared size is over the input limit (:mod:`sigplex.core.limits`). Nothing is
 unpickled. :func:`check_container` is the core's check of any input before a task reads it:
-declared sizes of NPY/NPZ/zip members, and the decompressed size of gzip files.
+declared sizes of NPY/NPZ/zip members, and the decompressed size of gzip files. A format's reader
+module adds the check of its own header by suffix (:func:`register_header_check`; the NIfTI reader
+does): it runs first, so a header declaring too much is refused before any stream is inflated.
 
 >>> import io, numpy as np, tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "x.npz"
@@ -18,12 +20,20 @@ import os
 import zipfile
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 from .errors import UserError, first_line
 from .limits import InputTooLarge, check_size, gzip_size
 
 ZIP_SUFFIXES = (".npz", ".zip")
+#: lower-case file suffix -> a check of the format's header (raises InputTooLarge when it declares too much)
+HEADER_CHECKS: dict[str, Callable[[Path], object]] = {}
+
+
+def register_header_check(suffixes: tuple[str, ...], check: Callable[[Path], object]) -> None:
+    """Run ``check(path)`` on inputs whose name ends with one of ``suffixes`` before the core's own checks."""
+    for suffix in suffixes:
+        HEADER_CHECKS[suffix.lower()] = check
 
 
 def _header(fh: BinaryIO, source: str):
@@ -152,6 +162,14 @@ def _check_container(path: Path) -> None:
     name = path.name.lower()
     if not path.is_file():
         return
+    for suffix, header_check in HEADER_CHECKS.items():
+        if name.endswith(suffix):
+            try:
+                header_check(path)
+            except InputTooLarge:
+                raise
+            except UserError:  # a damaged header is the reader's to refuse; the size checks below still run
+                pass
     if name.endswith(".npy"):
         with open(path, "rb") as fh:
             shape, dtype, _ = _header(fh, str(path))

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .errors import PartialOutput, UserError, first_line, one_line
-from .fileio import atomic_write_text, deferred_sync, sha256_file
+from .fileio import atomic_write_text, deferred_sync, sha256_file, weights_sha256
 from .manifest import ItemResult, ManifestWriter, input_key, shard_header, shard_of
 from .outputs import check_suffix, output_files, write_outputs
 
@@ -189,7 +189,7 @@ def model_provenance(predictor) -> dict:
         "task": predictor.task.name,
         "model": getattr(getattr(predictor.config, "model", None), "name", None),
         "checkpoint": predictor.source,
-        "checkpoint_sha256": sha256_file(weights) if weights is not None and weights.is_file() else None,
+        "checkpoint_sha256": weights_sha256(weights) if weights is not None and weights.is_file() else None,
         "adapter": run_info.get("adapter"), "init_from": run_info.get("init_from"),
         "config_sha256": config_sha256(predictor.config),
         "device": str(model_device(predictor.model)),

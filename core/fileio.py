@@ -13,6 +13,7 @@ file or the new one, never a torn one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import tempfile
@@ -119,6 +120,18 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: fh.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def weights_sha256(path: str | Path) -> str:
+    """``sha256_file`` of a weights file, read once per process while its size and mtime stay the same
+    (provenance, the engine probe's cache key and its ONNX path all ask for the same checkpoint)."""
+    stat = Path(path).stat()
+    return _cached_sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(path)
 
 
 def load_weights_file(path: str | Path) -> dict:

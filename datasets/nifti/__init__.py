@@ -13,6 +13,8 @@ open files. Public API:
 * checks: :func:`validate_case`, :func:`validate_cases`, :func:`load_nifti`, :func:`read_nifti_data`
 * phantom: :func:`ensure_phantom_dataset`, :func:`generate_phantom_case`, :func:`cache_root`
 """
+from sigplex.core.arrays import register_header_check
+
 from .phantom import cache_root, ensure_phantom_dataset, generate_phantom_case, phantom_affine
 from .readers import (
     Detected,
@@ -38,6 +40,9 @@ from .sources import (
     labels_to_channels,
 )
 from .validate import load_nifti, read_nifti_data, validate_case, validate_cases
+
+# a .nii.gz whose header declares a volume past the input limit is refused before the core inflates it
+register_header_check((".nii", ".nii.gz"), load_nifti)
 
 __all__ = [
     "BRATS_LABELS", "CHANNELS", "MODALITIES", "SOURCES", "CaseRecord", "Detected", "Source",

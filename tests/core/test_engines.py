@@ -103,3 +103,21 @@ def test_outputs_agree_measures_relative_to_scale():
     assert outputs_agree(ref, {"a": torch.tensor([100.5, -50.0]), "b": torch.tensor([0.1])}, 1e-3) is None
     assert outputs_agree(torch.zeros(2), torch.zeros(3), 1.0) is None  # shapes differ
     assert outputs_agree(torch.zeros(2), torch.tensor([0.0, float("nan")]), 1.0) is None
+
+
+def test_weights_sha256_is_read_once_and_follows_a_changed_file(tmp_path, monkeypatch):
+    import hashlib
+
+    from sigplex.core import fileio
+
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"first weights")
+    reads = []
+    real = fileio.sha256_file
+    monkeypatch.setattr(fileio, "sha256_file", lambda p: reads.append(p) or real(p))
+    assert fileio.weights_sha256(path) == hashlib.sha256(b"first weights").hexdigest()
+    assert fileio.weights_sha256(path) == hashlib.sha256(b"first weights").hexdigest()
+    assert len(reads) == 1  # the second ask is answered from memory
+    path.write_bytes(b"other weights, longer")
+    assert fileio.weights_sha256(path) == hashlib.sha256(b"other weights, longer").hexdigest()
+    assert len(reads) == 2

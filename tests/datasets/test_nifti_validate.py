@@ -147,3 +147,20 @@ def test_datalist_bad_json_and_bad_fold(tmp_path):
     path.write_text(json.dumps({"training": [{"image": [str(p) for p in rec.images], "fold": "one"}]}))
     with pytest.raises(UserError, match=r"list\.json.*training\[0\]\.fold.*integer"):
         read_datalist(path)
+
+
+def test_nii_gz_declaring_past_the_limit_is_refused_from_its_header_before_any_inflating(tmp_path, monkeypatch):
+    from sigplex.core import arrays
+    from sigplex.core.limits import InputTooLarge, input_limit
+    from sigplex.datasets.nifti.hostile import hostile_variants
+
+    sample = save(tmp_path / "flair.nii.gz", np.zeros((8, 8, 8), np.float32))
+    with input_limit(1):  # 1 MB: the bomb inflates to 8 MB of zeros and declares so in its header
+        bomb = {v.name: v for v in hostile_variants(sample, tmp_path / "variants")}["nifti:gz-bomb"].path
+        inflated = []
+        monkeypatch.setattr(arrays, "gzip_size", inflated.append)
+        with pytest.raises(InputTooLarge, match=r"flair\.nii\.gz: NIfTI dimensions"):
+            arrays.check_input(bomb)
+        assert inflated == []
+        arrays.check_input(sample)  # a valid volume passes its header check; the stream is still counted
+        assert inflated == [sample]
