@@ -58,20 +58,21 @@ KERNELS = ("window_backward", "instance_norm", "depth_split_conv")
 _KERNEL_CHOICE: dict[str, bool] = {}
 
 
-def cpu_fast_path(device, kernel: str | None = None) -> bool:
+def cpu_fast_path(device, kernel: str | None = None, custom_op: bool = False) -> bool:
     """Whether the CPU-tuned kernels run on ``device`` (see the module docstring): only on ``cpu``, in eager.
 
     Any other device type takes the standard PyTorch path, so code tuned for this machine's CPU never
     decides what a GPU computes. Under ``torch.compile`` the standard path is traced too: Inductor fuses
     it into kernels of its own, and the hand-written ones (oneDNN calls, autograd Functions) would only
-    break the graph. ``kernel`` (one of :data:`KERNELS`) also asks whether that kernel was chosen for
+    break the graph -- except a kernel registered as a custom op (``custom_op=True``), which Inductor
+    calls as it is. ``kernel`` (one of :data:`KERNELS`) also asks whether that kernel was chosen for
     this machine (:func:`set_kernel_choices`; on when nothing was chosen). ``device``: as for
     :func:`device_type`.
     """
     if device_type(device) != "cpu":
         return False
     torch = sys.modules.get("torch")  # nothing compiles before torch is imported: don't import it here
-    if torch is not None and torch.compiler.is_compiling():
+    if not custom_op and torch is not None and torch.compiler.is_compiling():
         return False
     return kernel is None or _KERNEL_CHOICE.get(kernel, True)
 

@@ -51,7 +51,7 @@ import torch
 from torch import nn
 
 from .attention import attention
-from .window_autograd import BiasedAttention, TableRows, gather_rows, needs_own_backward, uses_biased_attention
+from .window_autograd import TableRows, biased_attention, gather_rows, needs_own_backward, uses_biased_attention
 from .window_geometry import (
     MASK_VALUE,
     WindowPlan,
@@ -151,7 +151,7 @@ class WindowAttention(nn.Module):
         qkv = self.qkv(x).view(b, n, 3, h, c // h)
         if uses_biased_attention(self.relative_position_bias_table, self._drop()):
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # [B*nW, heads, n, hd]; window m takes mask[m % nW]
-            out = BiasedAttention.apply(q, k, v, self.relative_position_bias(n), mask, self.scale, BLOCK_BYTES)
+            out = biased_attention(q, k, v, self.relative_position_bias(n), mask, self.scale, BLOCK_BYTES)
             out = out.transpose(1, 2).reshape(b, n, c)
         elif mask is None:
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
@@ -202,7 +202,7 @@ class WindowAttention(nn.Module):
             part = parts[g].reshape(size * b, n, 3, h, c // h)
             q, k, v = part.permute(2, 0, 3, 1, 4).unbind(0)  # [size*B, heads, n, hd] strided views
             if trains_bias:
-                o = BiasedAttention.apply(q, k, v, bias, None if masks is None else masks[g:g + 1], self.scale,
+                o = biased_attention(q, k, v, bias, None if masks is None else masks[g:g + 1], self.scale,
                                            BLOCK_BYTES)
             else:
                 o = attention(q, k, v, bias=comb[g:g + 1], scale=self.scale, dropout_p=self._drop())

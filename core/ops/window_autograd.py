@@ -12,6 +12,8 @@ devices take autograd's own backwards (:func:`sigplex.core.device.cpu_fast_path`
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 from ..device import cpu_fast_path
@@ -104,20 +106,8 @@ class BiasedAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, bias, mask, scale, block_bytes):
-        m, h, n, d = q.shape
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()  # blocks below slice them: no copy per block
-        with torch.no_grad():
-            if mask is None or mask.shape[0] == 1:
-                # detached: SDPA sends a mask that requires grad to its math path, even under no_grad
-                additive = bias.detach() if mask is None else bias.detach() + mask.to(bias.dtype)
-                out = attention(q, k, v, bias=additive.to(q.dtype), scale=scale)
-            else:  # a mask per window: bias + mask made a block at a time, as in the backward
-                out = q.new_empty(m, h, n, d)
-                block = _block_windows(q, block_bytes)
-                for i in range(0, m, block):
-                    j = min(i + block, m)
-                    additive = bias.detach().unsqueeze(0) + _mask_rows(mask, i, j).to(bias.dtype).unsqueeze(1)
-                    out[i:j] = attention(q[i:j], k[i:j], v[i:j], bias=additive.to(q.dtype), scale=scale)
+        out = _attend(q, k, v, bias, mask, scale, block_bytes)
         ctx.save_for_backward(q, k, v, bias, mask, out)
         ctx.scale = scale
         ctx.block_bytes = block_bytes
@@ -126,30 +116,100 @@ class BiasedAttention(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dout):
         q, k, v, bias, mask, out = ctx.saved_tensors
-        scale = ctx.scale
-        dout = dout.contiguous()
-        m, h, n, _ = q.shape
-        dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-        acc = torch.float64 if q.dtype == torch.float64 else torch.float32
-        dbias = torch.zeros(h, n, n, dtype=acc, device=q.device)
-        delta = (dout * out).sum(-1, keepdim=True)
-        block = _block_windows(q, ctx.block_bytes)
-        qbias = bias.to(q.dtype)
-        for i in range(0, m, block):  # cache-sized blocks of windows, as a fused kernel tiles
+        grads = _attend_backward(q, k, v, bias, mask, out, dout, ctx.scale, ctx.block_bytes)
+        return (*grads, None, None, None)
+
+
+def _attend(q, k, v, bias, mask, scale: float, block_bytes: int) -> torch.Tensor:
+    """:class:`BiasedAttention`'s forward on contiguous ``q, k, v`` (no graph is recorded)."""
+    m, h, n, d = q.shape
+    with torch.no_grad():
+        if mask is None or mask.shape[0] == 1:
+            # detached: SDPA sends a mask that requires grad to its math path, even under no_grad
+            additive = bias.detach() if mask is None else bias.detach() + mask.to(bias.dtype)
+            return attention(q, k, v, bias=additive.to(q.dtype), scale=scale)
+        out = q.new_empty(m, h, n, d)  # a mask per window: bias + mask made a block at a time, as in the backward
+        block = _block_windows(q, block_bytes)
+        for i in range(0, m, block):
             j = min(i + block, m)
-            qi, ki, vi, di = q[i:j], k[i:j], v[i:j], dout[i:j]
-            scores = torch.matmul(qi * scale, ki.transpose(-2, -1)).add_(qbias)
-            if mask is not None:
-                scores.add_(_mask_rows(mask, i, j).to(q.dtype).unsqueeze(1))
-            probs = scores.softmax(-1)
-            del scores
-            torch.matmul(probs.transpose(-2, -1), di, out=dv[i:j])
-            ds = torch.matmul(di, vi.transpose(-2, -1)).sub_(delta[i:j]).mul_(probs)
-            del probs
-            dbias += ds.sum(0)
-            torch.matmul(ds, ki, out=dq[i:j])
-            torch.matmul(ds.transpose(-2, -1), qi, out=dk[i:j])
-        return dq.mul_(scale), dk.mul_(scale), dv, dbias.to(bias.dtype), None, None, None
+            additive = bias.detach().unsqueeze(0) + _mask_rows(mask, i, j).to(bias.dtype).unsqueeze(1)
+            out[i:j] = attention(q[i:j], k[i:j], v[i:j], bias=additive.to(q.dtype), scale=scale)
+        return out
+
+
+def _attend_backward(q, k, v, bias, mask, out, dout, scale: float, block_bytes: int):
+    """``(dq, dk, dv, dbias)`` of :class:`BiasedAttention`, recomputing probabilities a block at a time."""
+    dout = dout.contiguous()
+    m, h, n, _ = q.shape
+    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    acc = torch.float64 if q.dtype == torch.float64 else torch.float32
+    dbias = torch.zeros(h, n, n, dtype=acc, device=q.device)
+    delta = (dout * out).sum(-1, keepdim=True)
+    block = _block_windows(q, block_bytes)
+    qbias = bias.to(q.dtype)
+    for i in range(0, m, block):  # cache-sized blocks of windows, as a fused kernel tiles
+        j = min(i + block, m)
+        qi, ki, vi, di = q[i:j], k[i:j], v[i:j], dout[i:j]
+        scores = torch.matmul(qi * scale, ki.transpose(-2, -1)).add_(qbias)
+        if mask is not None:
+            scores.add_(_mask_rows(mask, i, j).to(q.dtype).unsqueeze(1))
+        probs = scores.softmax(-1)
+        del scores
+        torch.matmul(probs.transpose(-2, -1), di, out=dv[i:j])
+        ds = torch.matmul(di, vi.transpose(-2, -1)).sub_(delta[i:j]).mul_(probs)
+        del probs
+        dbias += ds.sum(0)
+        torch.matmul(ds, ki, out=dq[i:j])
+        torch.matmul(ds.transpose(-2, -1), qi, out=dk[i:j])
+    return dq.mul_(scale), dk.mul_(scale), dv, dbias.to(bias.dtype)
+
+
+# The same kernel as custom ops, so that torch.compile keeps it whole (one opaque call with a shape-only
+# fake kernel) instead of tracing SDPA's math path and its N x N scores for every window.
+@torch.library.custom_op("sigplex::biased_attention", mutates_args=())
+def biased_attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
+                        mask: Optional[torch.Tensor], scale: float, block_bytes: int) -> torch.Tensor:
+    return _attend(q.contiguous(), k.contiguous(), v.contiguous(), bias, mask, scale, block_bytes)
+
+
+@biased_attention_op.register_fake
+def _(q, k, v, bias, mask, scale, block_bytes):
+    return q.new_empty(q.shape)
+
+
+@torch.library.custom_op("sigplex::biased_attention_backward", mutates_args=())
+def biased_attention_backward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
+                                 mask: Optional[torch.Tensor], out: torch.Tensor, dout: torch.Tensor, scale: float,
+                                 block_bytes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    grads = _attend_backward(q.contiguous(), k.contiguous(), v.contiguous(), bias, mask, out, dout, scale, block_bytes)
+    return tuple(g.contiguous() for g in grads)
+
+
+@biased_attention_backward_op.register_fake
+def _(q, k, v, bias, mask, out, dout, scale, block_bytes):
+    return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape), bias.new_empty(bias.shape)
+
+
+def _op_setup_context(ctx, inputs, output):
+    q, k, v, bias, mask, scale, block_bytes = inputs
+    ctx.save_for_backward(q, k, v, bias, mask, output)
+    ctx.scale, ctx.block_bytes = scale, block_bytes
+
+
+def _op_backward(ctx, dout):
+    q, k, v, bias, mask, out = ctx.saved_tensors
+    grads = biased_attention_backward_op(q, k, v, bias, mask, out, dout, ctx.scale, ctx.block_bytes)
+    return (*grads, None, None, None)
+
+
+biased_attention_op.register_autograd(_op_backward, setup_context=_op_setup_context)
+
+
+def biased_attention(q, k, v, bias, mask, scale: float, block_bytes: int) -> torch.Tensor:
+    """:class:`BiasedAttention` in eager mode; under ``torch.compile``, the same kernel as one custom op."""
+    if torch.compiler.is_compiling():
+        return biased_attention_op(q.contiguous(), k.contiguous(), v.contiguous(), bias, mask, scale, block_bytes)
+    return BiasedAttention.apply(q, k, v, bias, mask, scale, block_bytes)
 
 
 def _block_windows(q: torch.Tensor, block_bytes: int) -> int:
@@ -169,8 +229,12 @@ def _mask_rows(mask: torch.Tensor, start: int, stop: int) -> torch.Tensor:
 
 
 def uses_biased_attention(table: torch.Tensor, dropout_p: float) -> bool:
-    """Whether window attention takes :class:`BiasedAttention` (the table needs a gradient)."""
-    return dropout_p == 0.0 and needs_own_backward(table)
+    """Whether window attention takes :func:`biased_attention` (the table needs a gradient); under
+    ``torch.compile`` too, where it is a custom op Inductor calls as it is."""
+    return (dropout_p == 0.0 and torch.is_grad_enabled() and table.requires_grad
+            and cpu_fast_path(table, "window_backward", custom_op=True)
+            and not torch.jit.is_tracing() and not torch.jit.is_scripting())
 
 
-__all__ = ["BiasedAttention", "GatherRows", "TableRows", "gather_rows", "needs_own_backward", "uses_biased_attention"]
+__all__ = ["BiasedAttention", "GatherRows", "TableRows", "biased_attention", "gather_rows", "needs_own_backward",
+           "uses_biased_attention"]

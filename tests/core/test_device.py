@@ -63,7 +63,7 @@ def graph_names(t: torch.Tensor) -> set[str]:
 def standard_path(monkeypatch, *modules):
     """What another device would run, on this CPU: the dispatch says no in ``modules``."""
     for module in modules:
-        monkeypatch.setattr(module, "cpu_fast_path", lambda _where, _kernel=None: False)
+        monkeypatch.setattr(module, "cpu_fast_path", lambda _where, _kernel=None, custom_op=False: False)
 
 
 def run_both(monkeypatch, modules, fn):

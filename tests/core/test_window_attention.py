@@ -423,3 +423,46 @@ def test_the_rolled_grid_path_torch_compile_traces_equals_the_plan_path(shift):
     torch.testing.assert_close(rolled, planned, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(gx_roll, gx_plan, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(gt_roll, gt_plan, rtol=1e-10, atol=1e-12)
+
+
+def test_biased_attention_custom_op_registration_and_gradients():
+    """The kernel torch.compile keeps whole: fake kernel, autograd and schema pass torch.library's checks,
+    and its gradients equal autograd's through the plain formula (float64)."""
+    from sigplex.core.ops.window_autograd import biased_attention_op
+
+    torch.manual_seed(0)
+    m, h, n, d = 6, 2, 8, 4
+    q, k, v = (torch.randn(m, h, n, d, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    bias = torch.randn(h, n, n, dtype=torch.float64, requires_grad=True)
+    mask = torch.where(torch.rand(3, n, n) < 0.3, MASK_VALUE, 0.0).double()
+    mask[:, torch.arange(n), torch.arange(n)] = 0.0  # every query keeps one key
+    for window_mask in (None, mask):
+        torch.library.opcheck(biased_attention_op, (q, k, v, bias, window_mask, 0.5, 1 << 10))
+        out = biased_attention_op(q, k, v, bias, window_mask, 0.5, 1 << 10)  # blocks of 2 windows
+        scores = q @ k.transpose(-2, -1) * 0.5 + bias
+        if window_mask is not None:
+            scores = scores + window_mask.repeat(m // 3, 1, 1).unsqueeze(1)  # window i takes mask[i % 3]
+        naive = scores.softmax(-1) @ v
+        torch.testing.assert_close(out, naive, rtol=1e-10, atol=1e-12)
+        grads = torch.autograd.grad(out.square().sum(), (q, k, v, bias))
+        expected = torch.autograd.grad(naive.square().sum(), (q, k, v, bias))
+        for got, want in zip(grads, expected):
+            torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11)
+
+
+def test_compiled_training_window_attention_keeps_the_kernel_and_equals_eager():
+    """Under torch.compile (AOTAutograd, as Inductor sees it) a training forward_grid calls the custom op
+    and gives eager's values and gradients."""
+    torch.manual_seed(0)
+    attn = WindowAttention(16, 2, (4, 4, 4))
+    x = torch.randn(2, 6, 7, 5, 16, requires_grad=True)
+    eager = attn.forward_grid(x, (2, 2, 2))
+    want = torch.autograd.grad(eager.square().sum(), (x, attn.relative_position_bias_table))
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(attn.forward_grid)(x, (2, 2, 2))
+    assert "sigplex.biased_attention" in explained.graphs[0].code
+    compiled = torch.compile(attn.forward_grid, backend="aot_eager", fullgraph=True)(x, (2, 2, 2))
+    got = torch.autograd.grad(compiled.square().sum(), (x, attn.relative_position_bias_table))
+    torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)
