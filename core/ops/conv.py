@@ -5,6 +5,12 @@ calls oneDNN directly instead, and when a gradient is needed runs such a conv as
 depth halves, so PyTorch's own oneDNN forward and backward take it. Same numerics (to float
 rounding); anything else (other conv types, devices or dtypes, convs with hooks, autocast,
 tracing and export) goes through ``conv(x)``.
+
+Reduced precision on the CPU: PyTorch 2.14's bf16 CPU conv3d computes wrong weight gradients (inf,
+NaN or values off by 100 %) on its im2col route for some small inputs -- depth 2 with a 3x3x3 kernel,
+as at Swin UNETR's 2x2x2 bottleneck, or a stride-2 conv of a 1x1x1 input -- so a bf16 run diverged
+within a few steps. :func:`conv_forward` runs such convs (training, on that route) in float32 and
+returns the reduced dtype; they are the smallest convs of a network, so the cost is negligible.
 """
 from __future__ import annotations
 
@@ -56,13 +62,29 @@ def _depth_split_conv(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return whole.movedim(-1, 1)
 
 
+def _reduced_cpu_dtype(conv: nn.Module, x: torch.Tensor) -> torch.dtype | None:
+    """The bf16/fp16 dtype a training 3D conv of ``x`` would compute in on PyTorch's CPU im2col route, else None."""
+    if (x.device.type != "cpu" or not isinstance(conv, nn.Conv3d) or not torch.is_grad_enabled()
+            or conv.weight.dtype != torch.float32):  # float32 weights: autocast (the trainer's bf16/fp16)
+        return None
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+    if dtype not in (torch.bfloat16, torch.float16) or aten_prefers_mkldnn(x) or torch.onnx.is_in_onnx_export():
+        return None
+    return dtype
+
+
 def conv_forward(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``conv(x)``, but always through oneDNN for fp32 CPU convs (forward and backward).
 
     PyTorch routes batch-1 convs whose first four dims are small (``N*C*D*H <= 20480``) to its
     im2col kernels, much slower than oneDNN for 3D kernels on CPU, in both directions. Same
-    numerics (to float rounding); falls back to ``conv(x)`` when tracing/exporting.
+    numerics (to float rounding); falls back to ``conv(x)`` when tracing/exporting. Training convs
+    in bf16/fp16 on that route run in float32 (see the module docstring).
     """
+    reduced = _reduced_cpu_dtype(conv, x)
+    if reduced is not None:
+        with torch.autocast("cpu", enabled=False):
+            return conv_forward(conv, x.float()).to(reduced)
     if _mkldnn_ok(conv, x):
         if (torch.is_grad_enabled() and not aten_prefers_mkldnn(x)
                 and all(v == 1 for v in conv.stride) and all(v == 1 for v in conv.dilation)):

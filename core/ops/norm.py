@@ -2,7 +2,8 @@
 
 :func:`instance_norm` equals ``F.instance_norm(x, eps=eps)`` (no affine, no running statistics)
 and takes its fast path for ``channels_last`` / ``channels_last_3d`` float tensors on the CPU, leaving
-every other input (other devices, tracing, scripting, ONNX export) to ``F.instance_norm``.
+every other input (other devices, tracing, scripting, ONNX export) to ``F.instance_norm``. Half and
+bf16 inputs are normalised in float32 and returned in their own dtype, on every device.
 """
 from __future__ import annotations
 
@@ -26,6 +27,12 @@ def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     does not eat the variance's digits) and the elementwise passes run over rows of several
     voxels, all in the channels-last layout, with a hand-written backward.
     """
+    if x.dtype in (torch.bfloat16, torch.float16):
+        # statistics in float32, as autocast runs layer and group norms: PyTorch's CPU instance norm keeps
+        # the mean in bf16, whose 8-bit mantissa loses the spread of near-constant channels (output
+        # off by ~1 std, gradients exploding at a 2x2x2 bottleneck within a few bf16 steps)
+        with torch.autocast(x.device.type, enabled=False):
+            return instance_norm(x.float(), eps).to(x.dtype)
     cl = torch.channels_last_3d if x.ndim == 5 else torch.channels_last
     if (not cpu_fast_path(x, "instance_norm") or x.ndim not in (4, 5) or x.is_contiguous()
             or not x.is_contiguous(memory_format=cl)

@@ -48,3 +48,25 @@ def test_batch1_conv_keeps_channels_last_and_bias_gradient():
     assert out.is_contiguous(memory_format=torch.channels_last_3d)
     out.sum().backward()
     torch.testing.assert_close(conv.bias.grad, torch.full((8,), 216.0))
+
+
+@pytest.mark.parametrize("size,stride", [((2, 2, 2), 1), ((2, 4, 4), 1), ((1, 1, 1), 2)],
+                         ids=["bottleneck_2x2x2", "depth2", "stride2_of_1x1x1"])
+def test_bf16_autocast_training_conv_gets_float32_weight_gradients(size, stride):
+    """bf16 autocast on the CPU: the small convs whose bf16 weight gradient PyTorch gets wrong (inf/NaN or
+    off by ~100 % on its im2col route) run in float32: gradients within bf16 rounding of float32's."""
+    torch.manual_seed(0)
+    conv = nn.Conv3d(96, 96, 3, padding=1, stride=stride, bias=False)
+    x = torch.randn(1, 96, *size)
+    grads = {}
+    for precision in ("bf16", "fp32"):
+        conv.zero_grad()
+        leaf = x.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = conv_forward(conv, leaf)
+        assert out.dtype == (torch.bfloat16 if precision == "bf16" else torch.float32)
+        out.float().square().mean().backward()
+        grads[precision] = (conv.weight.grad.clone(), leaf.grad.clone())
+    for got, want in zip(grads["bf16"], grads["fp32"]):
+        assert torch.isfinite(got).all()
+        assert (got - want).abs().max() <= 0.05 * want.abs().max()
