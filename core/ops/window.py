@@ -203,7 +203,7 @@ class WindowAttention(nn.Module):
             q, k, v = part.permute(2, 0, 3, 1, 4).unbind(0)  # [size*B, heads, n, hd] strided views
             if trains_bias:
                 o = biased_attention(q, k, v, bias, None if masks is None else masks[g:g + 1], self.scale,
-                                           BLOCK_BYTES)
+                                     BLOCK_BYTES)
             else:
                 o = attention(q, k, v, bias=comb[g:g + 1], scale=self.scale, dropout_p=self._drop())
             outs.append(o.transpose(1, 2).reshape(size * b * n, c))
