@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks._engines import compiled_model, onnx_model
 from benchmarks._timing import median_times_interleaved, peak_memory_mb, row
 
 #: plugin -> (registered model, full-size config, full-size inputs)
@@ -83,26 +84,13 @@ def _train_rows(plugin, name, make, inputs, size) -> list[dict]:
 
 
 def _infer_rows(plugin, name, model, inputs, size, tmp: Path) -> list[dict]:
-    from sigplex.core.compiling import compile_module
-    from sigplex.core.engines import OnnxModel
-    from sigplex.core.exporter import export_model
-
     model.eval()
-    calls, setup = {"torch": model}, {}
-    t0 = time.perf_counter()
-    compiled = compile_module(model, True, "bench")
     with torch.no_grad():
         reference = model(*inputs)
-        compiled(*inputs)
-    setup["compiled"] = time.perf_counter() - t0
-    calls["compiled"] = compiled
+    calls, setup = {"torch": model}, {}
+    calls["compiled"], setup["compiled"] = compiled_model(model, inputs)
     try:
-        t0 = time.perf_counter()
-        export_model(model, inputs if len(inputs) > 1 else inputs[0], format="onnx", output=tmp / f"{name}.onnx",
-                     overwrite=True, check=False)
-        calls["onnxruntime"] = OnnxModel(tmp / f"{name}.onnx", threads=torch.get_num_threads())
-        calls["onnxruntime"](*inputs)
-        setup["onnxruntime"] = time.perf_counter() - t0
+        calls["onnxruntime"], setup["onnxruntime"] = onnx_model(model, inputs, tmp / f"{name}.onnx")
     except Exception as err:  # noqa: BLE001 -- reported in the row
         print(f"{name}: onnx export failed: {type(err).__name__}: {err}")
     with torch.no_grad():
@@ -124,23 +112,13 @@ def _volume_rows(quick: bool, tmp: Path) -> list[dict]:
 
     from benchmarks.swin_unetr_volume import OVERLAP, ROI
     from benchmarks.swin_unetr_volume import setup as volume_setup
-    from sigplex.core.compiling import compile_module
-    from sigplex.core.engines import OnnxModel
-    from sigplex.core.exporter import export_model
     from sigplex.plugins.brain_seg.inference import infer_volume
 
     monai_net, ours, volume, data, shape = volume_setup(quick)
-    engines, setup = {"torch": ours}, {}
-    t0 = time.perf_counter()
-    engines["compiled"] = compile_module(ours, True, "bench")
-    with torch.no_grad():
-        engines["compiled"](torch.randn(1, 4, *ROI))
-    setup["compiled"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    export_model(ours, torch.randn(1, 4, *ROI), format="onnx", output=tmp / "swin.onnx", overwrite=True, check=False)
-    engines["onnxruntime"] = OnnxModel(tmp / "swin.onnx", threads=torch.get_num_threads())
-    setup["onnxruntime"] = time.perf_counter() - t0
-    setup["torch"] = 0.0
+    window = (torch.randn(1, 4, *ROI),)
+    engines, setup = {"torch": ours}, {"torch": 0.0}
+    engines["compiled"], setup["compiled"] = compiled_model(ours, window)
+    engines["onnxruntime"], setup["onnxruntime"] = onnx_model(ours, window, tmp / "swin.onnx")
 
     def monai():
         return torch.sigmoid(sliding_window_inference(volume[None], ROI, 1, monai_net, overlap=OVERLAP,

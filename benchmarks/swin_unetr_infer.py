@@ -13,33 +13,21 @@ count: the same model) and its one-time setup (``setup_s``: compilation, or expo
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
+from benchmarks._engines import compiled_model, onnx_model
 from benchmarks._flops import count_flops, fraction_of_peak, matmul_peak_gflops
 from benchmarks._timing import median_times_interleaved, row, synced
 
 
 def _engines(model, x) -> tuple[dict, dict]:
     """Our model under ``compiled`` and ``onnxruntime``: callables and their one-time setup seconds."""
-    from sigplex.core.compiling import compile_module
-    from sigplex.core.engines import OnnxModel
-    from sigplex.core.exporter import export_model
-
     calls, setup = {}, {}
-    t0 = time.perf_counter()
-    compiled = compile_module(model, True, "bench")
-    with torch.no_grad():
-        compiled(x)
-    calls["compiled"], setup["compiled"] = compiled, time.perf_counter() - t0
+    calls["compiled"], setup["compiled"] = compiled_model(model, (x,))
     with tempfile.TemporaryDirectory() as tmp:  # the session holds the graph; the file can go
-        t0 = time.perf_counter()
-        export_model(model, x, format="onnx", output=Path(tmp) / "swin_unetr.onnx", overwrite=True, check=False)
-        calls["onnxruntime"] = OnnxModel(Path(tmp) / "swin_unetr.onnx", threads=torch.get_num_threads())
-        calls["onnxruntime"](x)
-        setup["onnxruntime"] = time.perf_counter() - t0
+        calls["onnxruntime"], setup["onnxruntime"] = onnx_model(model, (x,), Path(tmp) / "swin_unetr.onnx")
     return calls, setup
 
 
@@ -64,10 +52,11 @@ def run(quick: bool = False, device: str = "cpu") -> list[dict]:
         x = torch.randn(1, 4, size, size, size, device=device)
         engines, setup = _engines(ours, x) if on_cpu and size == 64 else ({}, {})
         with torch.no_grad():
-            diff = (ours(x) - monai_default(x)).abs().max().item()
+            expected = ours(x)
+            diff = (expected - monai_default(x)).abs().max().item()
             fns = {"ours": lambda: ours(x), "default": lambda: monai_default(x), "flash": lambda: monai_flash(x)}
             fns.update({k: (lambda c=c: c(x)) for k, c in engines.items()})
-            deviation = {k: (c(x) - ours(x)).abs().max().item() for k, c in engines.items()}
+            deviation = {k: (c(x) - expected).abs().max().item() for k, c in engines.items()}
             t = median_times_interleaved({k: synced(f, device) for k, f in fns.items()}, repeat=3 if quick else 5)
         shape = f"1x4x{size}^3"
         extra = {"device": str(device)} if not on_cpu else {}

@@ -52,9 +52,11 @@ class GatherRows(torch.autograd.Function):
         return out, None, None, None, None, None
 
 
-def needs_own_backward(t: torch.Tensor) -> bool:
-    """Whether ``t`` gets a gradient through one of this module's autograd Functions (eager, CPU only)."""
-    return (torch.is_grad_enabled() and t.requires_grad and cpu_fast_path(t, "window_backward")
+def needs_own_backward(t: torch.Tensor, custom_op: bool = False) -> bool:
+    """Whether ``t`` gets a gradient through one of this module's autograd Functions (eager, CPU only; with
+    ``custom_op``, also under ``torch.compile``, for the kernels registered as custom ops)."""
+    return (torch.is_grad_enabled() and t.requires_grad
+            and cpu_fast_path(t, "window_backward", custom_op=custom_op)
             and not torch.jit.is_tracing() and not torch.jit.is_scripting())
 
 
@@ -231,9 +233,7 @@ def _mask_rows(mask: torch.Tensor, start: int, stop: int) -> torch.Tensor:
 def uses_biased_attention(table: torch.Tensor, dropout_p: float) -> bool:
     """Whether window attention takes :func:`biased_attention` (the table needs a gradient); under
     ``torch.compile`` too, where it is a custom op Inductor calls as it is."""
-    return (dropout_p == 0.0 and torch.is_grad_enabled() and table.requires_grad
-            and cpu_fast_path(table, "window_backward", custom_op=True)
-            and not torch.jit.is_tracing() and not torch.jit.is_scripting())
+    return dropout_p == 0.0 and needs_own_backward(table, custom_op=True)
 
 
 __all__ = ["BiasedAttention", "GatherRows", "TableRows", "biased_attention", "gather_rows", "needs_own_backward",
